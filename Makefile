@@ -1,0 +1,46 @@
+# daybreak porcelain: every target bootstraps .venv from requirements.lock first (once; a repeat
+# installs nothing unless pyproject.toml or the lock changed). Tests run through nox (noxfile.py).
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+UV     := $(VENV)/bin/uv
+STAMP  := $(VENV)/.daybreak-installed
+UV_VERSION := 0.13.9
+
+.DEFAULT_GOAL := help
+.PHONY: help bootstrap daily-sales demo-data test lint typecheck lock clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml requirements.lock
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@test -x $(UV) || $(PY) -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
+	$(UV) pip sync --quiet --python $(PY) requirements.lock
+	$(UV) pip install --quiet --python $(PY) --no-deps -e .
+	@touch $@
+
+bootstrap: $(STAMP)  ## create .venv and install daybreak with its locked dependencies
+
+daily-sales: $(STAMP)  ## run the daily sales flow (generates demo data if the landing zone is empty)
+	$(PY) -m daybreak.demo --if-empty
+	$(PY) runner.py run daily_sales_flow
+
+demo-data: $(STAMP)  ## (re)write the demo landing zone
+	$(PY) -m daybreak.demo
+
+test: $(STAMP)  ## the whole test suite (installs Azurite from npm on first use)
+	$(VENV)/bin/nox -s tests
+
+lint: $(STAMP)  ## ruff
+	$(VENV)/bin/nox -s lint
+
+typecheck: $(STAMP)  ## mypy
+	$(VENV)/bin/nox -s typecheck
+
+lock: $(STAMP)  ## re-resolve requirements.lock from pyproject.toml
+	$(UV) pip compile pyproject.toml --extra dev --universal --python-version 3.11 -o requirements.lock
+
+clean:  ## remove everything daybreak wrote under data/ (landing zone, lake, state)
+	rm -rf data

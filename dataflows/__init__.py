@@ -1,0 +1,1 @@
+"""daybreak's Hamilton dataflows: every asset is a function named after what it produces."""

@@ -1,0 +1,1 @@
+"""daybreak's support code: config, source clients, the lake writer and run machinery."""

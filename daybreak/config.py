@@ -1,0 +1,292 @@
+"""daybreak.toml, validated once into a Settings object; secrets come only from the environment.
+
+Everything else in daybreak receives a Settings (or a part of it) and never reads files or
+os.environ for configuration itself.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+)
+
+CONFIG_ENV_VAR = "DAYBREAK_CONFIG"
+DEFAULT_CONFIG_NAME = "daybreak.toml"
+
+
+class ConfigError(Exception):
+    """A configuration file, key or environment variable is missing or wrong."""
+
+
+def _valid_timezone(name: str) -> str:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"an IANA time zone such as 'Europe/London', got {name!r}") from None
+    return name
+
+
+def _currency_code(code: str) -> str:
+    if not re.fullmatch(r"[A-Z]{3}", code):
+        raise ValueError(f"a 3-letter ISO currency code such as 'GBP', got {code!r}")
+    return code
+
+
+def _market_code(code: str) -> str:
+    if not re.fullmatch(r"[A-Z]{2}", code):
+        raise ValueError(f"a 2-letter upper-case market code such as 'UK', got {code!r}")
+    return code
+
+
+def _identifier(name: str) -> str:
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+        raise ValueError(f"a plain name of letters, digits and '_', got {name!r}")
+    return name
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class Market(_Strict):
+    """One market: its trading currency and the zone its order timestamps are in."""
+
+    currency: Annotated[str, AfterValidator(_currency_code)]
+    timezone: Annotated[str, AfterValidator(_valid_timezone)]
+
+
+# TOML has no path type: a path is a string, converted here.
+_PathField = Annotated[Path, Field(strict=False)]
+
+
+class Paths(_Strict):
+    """Folders daybreak reads and writes; relative ones are resolved against the config file."""
+
+    landing: _PathField = Path("data/landing")
+    lake: _PathField = Path("data/lake")
+    warehouse: _PathField = Path("data/warehouse/daybreak.duckdb")
+    exports: _PathField = Path("data/exports")
+    state: _PathField = Path("data/state")
+
+
+class AzureSourceConfig(_Strict):
+    """Where the Azure container is; the credential itself comes from the environment."""
+
+    container: str
+    account_url: str | None = None
+    # Azurite rejects the newest storage API version; real Azure needs no override.
+    api_version: str | None = None
+
+
+class SourceConfig(_Strict):
+    """Which backend the landing zone is read from."""
+
+    backend: Literal["local", "azure"] = "local"
+    azure: AzureSourceConfig | None = None
+
+
+class IngestionConfig(_Strict):
+    """How the sync treats bad input."""
+
+    on_bad_file: Literal["fail", "warn"] = "fail"
+
+
+class DemoConfig(_Strict):
+    """The generated demo landing zone (embedded default and benchmarks)."""
+
+    seed: int = 42
+    days: Annotated[int, Field(ge=1, le=5000)] = 400
+    rows_per_day: Annotated[int, Field(ge=1, le=10_000_000)] = 300
+
+
+class JobConfig(_Strict):
+    """A named selection of assets (asset names or group names)."""
+
+    description: str = ""
+    select: Annotated[list[Annotated[str, AfterValidator(_identifier)]], Field(min_length=1)]
+
+
+class _File(_Strict):
+    """The shape of daybreak.toml."""
+
+    paths: Paths = Paths()
+    source: SourceConfig = SourceConfig()
+    ingestion: IngestionConfig = IngestionConfig()
+    demo: DemoConfig = DemoConfig()
+    markets: Annotated[
+        dict[Annotated[str, AfterValidator(_market_code)], Market], Field(min_length=1)
+    ]
+    jobs: dict[Annotated[str, AfterValidator(_identifier)], JobConfig] = {}
+
+
+@dataclass(frozen=True)
+class Secrets:
+    """Credentials read from the environment (or .env). Never logged: see daybreak.logs."""
+
+    azure_connection_string: SecretStr | None = None
+    azure_account_key: SecretStr | None = None
+    azure_sas_token: SecretStr | None = None
+
+    ENV = {
+        "azure_connection_string": "AZURE_STORAGE_CONNECTION_STRING",
+        "azure_account_key": "AZURE_STORAGE_ACCOUNT_KEY",
+        "azure_sas_token": "AZURE_STORAGE_SAS_TOKEN",
+    }
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str]) -> Secrets:
+        values = {
+            field: SecretStr(environ[var]) for field, var in cls.ENV.items() if environ.get(var)
+        }
+        return cls(**values)
+
+    def values(self) -> list[str]:
+        """Every secret value, for redaction."""
+        found = []
+        for field in self.ENV:
+            secret = getattr(self, field)
+            if secret is not None:
+                found.append(secret.get_secret_value())
+        return found
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Validated configuration with absolute paths, plus the secrets from the environment."""
+
+    config_path: Path
+    paths: Paths
+    source: SourceConfig
+    ingestion: IngestionConfig
+    demo: DemoConfig
+    markets: dict[str, Market]
+    jobs: dict[str, JobConfig]
+    secrets: Secrets
+
+    @property
+    def market_codes(self) -> list[str]:
+        return list(self.markets)
+
+
+def find_config(explicit: str | os.PathLike[str] | None = None) -> Path:
+    """The config file to use: --config, else $DAYBREAK_CONFIG, else ./daybreak.toml."""
+    chosen = explicit or os.environ.get(CONFIG_ENV_VAR) or DEFAULT_CONFIG_NAME
+    return Path(chosen).expanduser().resolve()
+
+
+def read_dotenv(path: Path) -> dict[str, str]:
+    """KEY=VALUE lines of a .env file; '#' comments, optional 'export ' and quotes."""
+    values: dict[str, str] = {}
+    if not path.is_file():
+        return values
+    for lineno, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        line = line.removeprefix("export ").strip()
+        key, sep, value = line.partition("=")
+        key = key.strip()
+        if not sep or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
+            # Never echo the line: it may hold a secret.
+            raise ConfigError(f"{path}:{lineno}: expected KEY=VALUE")
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        values[key] = value
+    return values
+
+
+def _describe(error: Mapping[str, Any]) -> str:
+    key = ".".join(str(part) for part in error["loc"]) or "(top level)"
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        return f"{key}: unknown key"
+    if kind == "missing":
+        return f"{key}: missing value"
+    message = str(error["msg"])
+    message = message.removeprefix("Value error, ")
+    message = re.sub(r"^Input should be ", "expected ", message)
+    if "input" in error and kind != "value_error" and not isinstance(error["input"], dict):
+        message += f", got {error['input']!r}"
+    if not message.startswith("expected "):
+        message = "expected " + message
+    return f"{key}: {message}"
+
+
+def load_settings(
+    config: str | os.PathLike[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    """Read, validate and resolve the config; raise ConfigError naming every bad key."""
+    path = find_config(config)
+    if not path.is_file():
+        raise ConfigError(
+            f"config file not found: {path} (use --config PATH or set {CONFIG_ENV_VAR})"
+        )
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+    try:
+        parsed = _File.model_validate(raw)
+    except ValidationError as exc:
+        problems = "\n  ".join(_describe(e) for e in exc.errors())
+        raise ConfigError(f"{path}: invalid configuration:\n  {problems}") from None
+
+    base = path.parent
+    paths = Paths(
+        **{
+            name: (value if value.is_absolute() else (base / value)).resolve()
+            for name, value in parsed.paths.model_dump().items()
+        }
+    )
+    env = {**read_dotenv(base / ".env"), **(os.environ if environ is None else environ)}
+    settings = Settings(
+        config_path=path,
+        paths=paths,
+        source=parsed.source,
+        ingestion=parsed.ingestion,
+        demo=parsed.demo,
+        markets=dict(parsed.markets),
+        jobs=dict(parsed.jobs),
+        secrets=Secrets.from_environ(env),
+    )
+    _check_cross_fields(settings)
+    return settings
+
+
+def _check_cross_fields(settings: Settings) -> None:
+    source = settings.source
+    if source.backend == "azure":
+        if source.azure is None:
+            raise ConfigError(
+                f"{settings.config_path}: source.azure: missing value "
+                "(backend 'azure' needs [source.azure] with at least 'container')"
+            )
+        secrets = settings.secrets
+        has_connection_string = secrets.azure_connection_string is not None
+        has_account = source.azure.account_url is not None and (
+            secrets.azure_account_key is not None or secrets.azure_sas_token is not None
+        )
+        if not (has_connection_string or has_account):
+            raise ConfigError(
+                f"{settings.config_path}: source.backend = 'azure' needs a credential: set "
+                "AZURE_STORAGE_CONNECTION_STRING, or source.azure.account_url plus "
+                "AZURE_STORAGE_ACCOUNT_KEY or AZURE_STORAGE_SAS_TOKEN, in the environment or .env"
+            )

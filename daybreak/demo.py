@@ -1,0 +1,172 @@
+"""A realistic demo landing zone, laid out exactly like the Azure container.
+
+For each configured market: one order CSV per day for the last `demo.days` days up to yesterday,
+with `demo.rows_per_day` order lines each, plus the UK reference files. Rows come from DuckDB
+SQL seeded by hash(seed, market, day, row), so the same seed gives the same files (for one DuckDB
+version) and large benchmark scales generate in bulk, not row by row in Python.
+
+    python -m daybreak.demo [--config PATH] [--if-empty] [--days N] [--rows-per-day N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import sys
+from pathlib import Path
+
+import duckdb
+
+from daybreak import datasets
+from daybreak.config import ConfigError, Settings, load_settings
+from daybreak.lake import sql_string
+
+# Roughly each market's rate against GBP, so prices look local (yen have no pence).
+_PRICE_FACTOR = {"GBP": (1.0, 2), "EUR": (1.17, 2), "JPY": (190.0, 0), "USD": (1.27, 2)}
+_SKUS = 240
+
+
+def _orders_sql(seed: int, market: str, currency: str, day: dt.date, rows: int) -> str:
+    factor, digits = _PRICE_FACTOR.get(currency, (1.0, 2))
+    key = f"{seed}, {sql_string(market)}, DATE {sql_string(day.isoformat())}"
+    return f"""
+    WITH lines AS (
+        SELECT i, (i * 2) // 5 AS order_no FROM range({rows}) t(i)
+    ), rnd AS (
+        SELECT i, order_no,
+               hash({key}, i) AS h,
+               hash({key}, 'order', order_no) AS ho,
+               row_number() OVER (PARTITION BY order_no ORDER BY i) AS order_line
+        FROM lines
+    ), priced AS (
+        SELECT *, (h % {_SKUS}) AS sku_no FROM rnd
+    )
+    SELECT
+        {sql_string(market)} || '-' || strftime(DATE {sql_string(day.isoformat())}, '%Y%m%d')
+            || '-' || lpad(order_no::VARCHAR, 6, '0') AS order_id,
+        order_line,
+        strftime(DATE {sql_string(day.isoformat())} + INTERVAL 7 HOUR
+                 + to_seconds((ho % 54000)::BIGINT), '%Y-%m-%d %H:%M:%S') AS order_ts,
+        'C' || {sql_string(market)} || lpad(((ho // 7) % {max(rows * 40, 1000)})::VARCHAR, 7, '0')
+            AS customer_id,
+        'SKU-' || lpad(sku_no::VARCHAR, 5, '0') || CASE WHEN h % 53 = 0 THEN '  ' ELSE '' END
+            AS sku,
+        1 + (h // 11) % 4 AS quantity,
+        round((4.99 + (sku_no % 60) * 1.25) * {factor}, {digits})::DECIMAL(12,2) AS unit_price,
+        CASE WHEN h % 9 = 0 THEN round((4.99 + (sku_no % 60) * 1.25) * {factor} * 0.1, {digits})
+             ::DECIMAL(12,2) END AS discount,
+        CASE WHEN h % 29 = 0 THEN 1 + (h // 11) % 4 END AS returned_quantity,
+        CASE WHEN ho % 41 = 0 THEN 'cancelled' ELSE 'completed' END AS status,
+        CASE WHEN ho % 13 = 0 THEN 'WINTER10' WHEN ho % 17 = 0 THEN 'WELCOME ' END AS promo_code
+    FROM priced ORDER BY i
+    """
+
+
+def _products_sql(seed: int) -> str:
+    return f"""
+    SELECT 'SKU-' || lpad(i::VARCHAR, 5, '0') AS sku,
+           (['Linen', 'Merino', 'Cotton', 'Silk', 'Denim'])[1 + i % 5] || ' '
+             || (['Shirt', 'Scarf', 'Jacket', 'Dress', 'Jumper', 'Trousers'])[1 + (i // 5) % 6]
+             || ' ' || (i // 30 + 1)::VARCHAR AS product_name,
+           (['Tops', 'Accessories', 'Outerwear', 'Dresses', 'Knitwear', 'Bottoms'])[1 + (i // 5) % 6]
+             AS category,
+           CASE WHEN i % 7 = 0 THEN NULL ELSE (['Daybreak', 'Northfield', 'Kiso'])[1 + i % 3] END
+             AS brand,
+           round((4.99 + (i % 60) * 1.25) * 0.45, 2)::DECIMAL(12,2) AS unit_cost_gbp,
+           DATE '2020-01-01' + ((hash({seed}, 'launch', i) % 1800)::INTEGER) AS launch_date
+    FROM range({_SKUS}) t(i)
+    """
+
+
+def _new_names_sql(seed: int, rows: int, first_day: dt.date, days: int) -> str:
+    return f"""
+    SELECT 'CUK' || lpad(((hash({seed}, 'new', i) // 7) % {max(rows * 40, 1000)})::VARCHAR, 7, '0')
+             AS customer_id,
+           (['Amelia', 'Oliver', 'Zoë', 'Jürgen', 'Siobhán', 'Haruto', 'Chiara', 'Noah'])
+             [1 + (hash({seed}, 'fn', i) % 8)::BIGINT] || CASE WHEN i % 31 = 0 THEN ' ' ELSE '' END
+             AS first_name,
+           (['Smith', 'Jones', 'O''Brien', 'Müller', 'Rossi', 'Tanaka', 'Taylor', 'Brown'])
+             [1 + (hash({seed}, 'ln', i) % 8)::BIGINT] AS last_name,
+           CASE WHEN i % 5 = 0 THEN NULL ELSE hash({seed}, 'opt', i) % 2 = 0 END AS email_opt_in,
+           DATE {sql_string(first_day.isoformat())} + ((hash({seed}, 'd', i) % {days})::INTEGER)
+             AS first_order_date
+    FROM range({rows}) t(i)
+    """
+
+
+def _write(con: duckdb.DuckDBPyConnection, sql: str, dest: Path) -> None:
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(f".{dest.name}.tmp")
+    con.execute(f"COPY ({sql}) TO {sql_string(str(tmp))} (HEADER, DELIMITER ',')")
+    os.replace(tmp, dest)
+
+
+def generate(
+    settings: Settings,
+    *,
+    days: int | None = None,
+    rows_per_day: int | None = None,
+    end: dt.date | None = None,
+    root: Path | None = None,
+) -> int:
+    """Write the demo landing zone under `root` (default: paths.landing); return files written."""
+    root = root or settings.paths.landing
+    days = days or settings.demo.days
+    rows = rows_per_day or settings.demo.rows_per_day
+    seed = settings.demo.seed
+    last = end or (dt.date.today() - dt.timedelta(days=1))
+    first = last - dt.timedelta(days=days - 1)
+    con = duckdb.connect(config={"threads": 2, "memory_limit": "2GB"})
+    written = 0
+    try:
+        for market, cfg in settings.markets.items():
+            spec = datasets.orders(market)
+            for offset in range(days):
+                day = first + dt.timedelta(days=offset)
+                name = f"{spec.prefix}{day:%Y}/ingest_orders_{day:%Y%m%d}.csv"
+                _write(con, _orders_sql(seed, market, cfg.currency, day, rows), root / name)
+                written += 1
+        _write(con, _products_sql(seed), root / datasets.UK_PRODUCTS_SKU.prefix / "products_sku.csv")
+        _write(
+            con,
+            _new_names_sql(seed, max(rows * 2, 50), first, days),
+            root / datasets.UK_NEW_NAMES.prefix / "new_names.csv",
+        )
+        written += 2
+    finally:
+        con.close()
+    return written
+
+
+def is_empty(folder: Path) -> bool:
+    return not folder.exists() or not any(p.is_file() for p in folder.rglob("*"))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m daybreak.demo", description=__doc__.split("\n")[0])
+    parser.add_argument("--config", help="config file (default: $DAYBREAK_CONFIG or ./daybreak.toml)")
+    parser.add_argument("--if-empty", action="store_true", help="do nothing unless the landing folder is empty")
+    parser.add_argument("--days", type=int, help="days of orders per market (default: demo.days)")
+    parser.add_argument("--rows-per-day", type=int, help="order lines per market and day")
+    parser.add_argument("--end", type=dt.date.fromisoformat, help="last day (default: yesterday)")
+    args = parser.parse_args(argv)
+    try:
+        settings = load_settings(args.config)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    landing = settings.paths.landing
+    if settings.source.backend != "local":
+        print(f"demo data: source backend is {settings.source.backend!r}; nothing to generate")
+        return 0
+    if args.if_empty and not is_empty(landing):
+        print(f"demo data: {landing} already has files; leaving it as it is")
+        return 0
+    count = generate(settings, days=args.days, rows_per_day=args.rows_per_day, end=args.end)
+    print(f"demo data: wrote {count} files under {landing}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,131 @@
+"""The asset graph: a Hamilton driver over dataflows/, and the asset catalogue read off it.
+
+An asset is a node with a `group` tag. Other nodes (resources, config, inputs) are plumbing: an
+asset's upstream assets are found by walking through them. Nothing here is kept in a second list.
+"""
+
+from __future__ import annotations
+
+import graphlib
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
+
+from hamilton import driver
+
+from daybreak.config import Settings
+
+ASSET_TAG = "group"
+
+
+class SelectionError(ValueError):
+    """An asset, group or job name that is not in the graph."""
+
+
+def dataflow_modules() -> list[ModuleType]:
+    """The Hamilton modules that make up daybreak's graph, in stage order."""
+    from dataflows import ingestion, resources
+
+    return [resources, ingestion]
+
+
+def hamilton_config(settings: Settings) -> dict[str, Any]:
+    """Config Hamilton resolves the graph with (which variants, which markets)."""
+    return {
+        "source_backend": settings.source.backend,
+        "markets": settings.market_codes,
+        # @resolve, which expands per-market assets from config, needs this.
+        "hamilton.enable_power_user_mode": True,
+    }
+
+
+def build_driver(settings: Settings) -> driver.Driver:
+    """A Hamilton driver over every dataflow, configured for `settings`."""
+    return (
+        driver.Builder()
+        .with_modules(*dataflow_modules())
+        .with_config(hamilton_config(settings))
+        .build()
+    )
+
+
+@dataclass(frozen=True)
+class Asset:
+    """One asset as users see it in jobs, logs, `runner.py assets` and the UI."""
+
+    name: str
+    group: str
+    upstream: tuple[str, ...]
+    description: str
+    tags: dict[str, str]
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "group": self.group,
+            "upstream": list(self.upstream),
+            "description": self.description,
+            "tags": self.tags,
+        }
+
+
+def catalogue(dr: driver.Driver) -> dict[str, Asset]:
+    """Every asset in the graph with its nearest upstream assets, in dependency order."""
+    nodes = {n.name: n for n in dr.list_available_variables()}
+
+    def upstream_assets(name: str, seen: set[str]) -> set[str]:
+        found: set[str] = set()
+        for dep in nodes[name].required_dependencies | nodes[name].optional_dependencies:
+            if dep in seen or dep not in nodes:
+                continue
+            seen.add(dep)
+            if ASSET_TAG in nodes[dep].tags:
+                found.add(dep)
+            else:
+                found |= upstream_assets(dep, seen)
+        return found
+
+    assets = {}
+    for name, n in nodes.items():
+        if ASSET_TAG not in n.tags:
+            continue
+        assets[name] = Asset(
+            name=name,
+            group=str(n.tags[ASSET_TAG]),
+            upstream=tuple(sorted(upstream_assets(name, set()))),
+            description=(n.documentation or "").strip(),
+            tags={k: str(v) for k, v in n.tags.items() if k not in ("module", ASSET_TAG)},
+        )
+    order = graphlib.TopologicalSorter({a.name: a.upstream for a in assets.values()})
+    return {name: assets[name] for name in order.static_order()}
+
+
+def select(assets: dict[str, Asset], names: list[str]) -> list[str]:
+    """Asset or group names -> the asset names they mean, in dependency order."""
+    groups: dict[str, list[str]] = {}
+    for asset in assets.values():
+        groups.setdefault(asset.group, []).append(asset.name)
+    chosen: set[str] = set()
+    for name in names:
+        if name in assets:
+            chosen.add(name)
+        elif name in groups:
+            chosen.update(groups[name])
+        else:
+            raise SelectionError(
+                f"unknown asset or group {name!r} (assets: {', '.join(assets)}; "
+                f"groups: {', '.join(sorted(groups))})"
+            )
+    return [a for a in assets if a in chosen]
+
+
+def with_upstream(assets: dict[str, Asset], names: list[str]) -> list[str]:
+    """`names` plus every asset they depend on, in dependency order."""
+    needed: set[str] = set()
+    stack = list(names)
+    while stack:
+        name = stack.pop()
+        if name not in needed:
+            needed.add(name)
+            stack.extend(assets[name].upstream)
+    return [a for a in assets if a in needed]

@@ -1,0 +1,228 @@
+"""The Parquet lake: one CSV in, one typed Parquet file out, or a BadFile naming line and column.
+
+A conversion is a single DuckDB pass (read_csv with explicit types -> COPY to Parquet); rejected
+lines are collected by DuckDB's reject tables rather than by a Python loop. Files are written to
+a hidden temporary name beside the target, flushed to disk and renamed into place, so readers
+and crashes only ever see the old file or the new one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+
+from daybreak.datasets import CsvDataset
+
+TMP_SUFFIX = ".tmp"
+_MAX_PROBLEMS = 20
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with an input file, located as precisely as the input allows."""
+
+    message: str
+    line: int | None = None
+    column: str | None = None
+
+    def __str__(self) -> str:
+        where = []
+        if self.line is not None:
+            where.append(f"line {self.line}")
+        if self.column is not None:
+            where.append(f"column {self.column!r}")
+        return f"{', '.join(where)}: {self.message}" if where else self.message
+
+
+@dataclass
+class BadFile(Exception):
+    """A landing file that cannot be loaded as it is; `problems` says where and why."""
+
+    name: str
+    problems: list[Problem]
+    total: int = field(default=0)
+
+    def __post_init__(self) -> None:
+        self.total = max(self.total, len(self.problems))
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        first = "; ".join(str(p) for p in self.problems[:3])
+        more = f" (and {self.total - 3} more)" if self.total > 3 else ""
+        return f"{self.name}: {first}{more}"
+
+
+def sql_string(value: str) -> str:
+    """A SQL string literal."""
+    return "'" + value.replace("'", "''") + "'"
+
+
+def connect() -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB for conversions, bounded so memory does not follow file count."""
+    con = duckdb.connect(config={"threads": 2, "memory_limit": "1GB"})
+    return con
+
+
+def _read_header(path: Path, name: str) -> list[str]:
+    with path.open("rb") as fh:
+        first = fh.readline(1 << 20)
+    try:
+        text = first.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise BadFile(
+            name, [Problem(f"not valid UTF-8 (byte {exc.start} of the header)", line=1)]
+        ) from None
+    return [h.strip() for h in next(csv.reader(io.StringIO(text)), [])]
+
+
+def _check_header(header: list[str], dataset: CsvDataset, name: str) -> None:
+    expected = dataset.column_names
+    if len(header) == 1 and len(expected) > 1:
+        for delimiter in (";", "\t", "|"):
+            if delimiter in header[0]:
+                raise BadFile(name, [Problem(
+                    f"wrong delimiter: the header is separated by {delimiter!r}, expected ','",
+                    line=1,
+                )])
+    missing = [c for c in expected if c not in header]
+    unexpected = [c for c in header if c not in expected]
+    problems = [Problem("missing column", line=1, column=c) for c in missing]
+    problems += [Problem("unexpected column (renamed?)", line=1, column=c) for c in unexpected]
+    duplicated = {c for c in header if header.count(c) > 1}
+    problems += [Problem("column appears more than once", line=1, column=c) for c in duplicated]
+    if problems:
+        raise BadFile(name, problems)
+
+
+def _select_list(dataset: CsvDataset, extra: dict[str, str]) -> str:
+    parts = []
+    for column, kind in dataset.columns:
+        quoted = f'"{column}"'
+        # Trailing spaces and blank strings in text fields are export noise, not values.
+        parts.append(f"nullif(trim({quoted}), '') AS {quoted}" if kind == "VARCHAR" else quoted)
+    parts += [f"{expr} AS {col}" for col, expr in extra.items()]
+    return ", ".join(parts)
+
+
+def _fsync(path: Path) -> None:
+    with path.open("r+b") as fh:
+        os.fsync(fh.fileno())
+
+
+def convert_csv(
+    con: duckdb.DuckDBPyConnection,
+    csv_path: Path,
+    dataset: CsvDataset,
+    dest: Path,
+    *,
+    name: str,
+    extra: dict[str, str] | None = None,
+) -> int:
+    """Load `csv_path` into the Parquet file `dest` atomically; return its row count.
+
+    Raises BadFile (naming `name`, line and column) and leaves `dest` untouched when the file
+    is empty, has the wrong header or delimiter, has a value that does not parse, a blank
+    required field, or invalid UTF-8.
+    """
+    if csv_path.stat().st_size == 0:
+        raise BadFile(name, [Problem("empty file (0 bytes)")])
+    header = _read_header(csv_path, name)
+    _check_header(header, dataset, name)
+
+    types = dict(dataset.columns)
+    columns = "{" + ", ".join(f"{sql_string(h)}: {sql_string(types[h])}" for h in header) + "}"
+    reader = (
+        f"read_csv({sql_string(str(csv_path))}, header=true, delim=',', quote='\"', "
+        f"escape='\"', columns={columns}, auto_detect=false, encoding='utf-8', "
+        "dateformat='%Y-%m-%d', timestampformat='%Y-%m-%d %H:%M:%S', "
+        "store_rejects=true, rejects_table='rejects', rejects_scan='rejects_scan')"
+    )
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:8]}{TMP_SUFFIX}")
+    try:
+        rows = con.execute(
+            f"COPY (SELECT {_select_list(dataset, extra or {})} FROM {reader}) "
+            f"TO {sql_string(str(tmp))} (FORMAT parquet, COMPRESSION zstd)"
+        ).fetchall()[0][0]
+        _raise_for_rejects(con, name)
+        _raise_for_blank_required(con, tmp, reader, dataset, name)
+        if rows == 0:
+            raise BadFile(name, [Problem("no data rows: the file has only a header", line=2)])
+        _fsync(tmp)
+        os.replace(tmp, dest)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        with contextlib.suppress(duckdb.Error):
+            con.execute("DROP TABLE IF EXISTS rejects; DROP TABLE IF EXISTS rejects_scan")
+    return int(rows)
+
+
+def _raise_for_rejects(con: duckdb.DuckDBPyConnection, name: str) -> None:
+    total = con.execute("SELECT count(*) FROM rejects").fetchall()[0][0]
+    if not total:
+        return
+    rows = con.execute(
+        "SELECT line, column_name, error_type, error_message FROM rejects "
+        f"ORDER BY line, column_idx LIMIT {_MAX_PROBLEMS}"
+    ).fetchall()
+    problems = []
+    for line, column, error_type, message in rows:
+        if error_type == "INVALID ENCODING":
+            message = "not valid UTF-8"
+        elif error_type in ("MISSING COLUMNS", "TOO MANY COLUMNS"):
+            message = f"{message.replace('Expected Number of Columns', 'expected columns')}"
+            column = None
+        problems.append(Problem(message, line=int(line), column=column))
+    raise BadFile(name, problems, total=int(total))
+
+
+def _raise_for_blank_required(
+    con: duckdb.DuckDBPyConnection, tmp: Path, reader: str, dataset: CsvDataset, name: str
+) -> None:
+    # Parquet statistics carry null counts, so the happy path reads no data.
+    nulls = con.execute(
+        "SELECT path_in_schema, sum(stats_null_count) FROM parquet_metadata(?) "
+        "GROUP BY path_in_schema",
+        [str(tmp)],
+    ).fetchall()
+    required = {c for c in dataset.column_names if c not in dataset.optional}
+    blank = [column for column, count in nulls if column in required and count]
+    if not blank:
+        return
+    problems = []
+    for column in blank:
+        quoted = f'"{column}"'
+        # Lines are counted from the header (line 1); rows are read in file order.
+        lines = con.execute(
+            f"SELECT line FROM (SELECT row_number() OVER () + 1 AS line, "
+            f"nullif(trim({quoted}::VARCHAR), '') AS v FROM {reader}) WHERE v IS NULL "
+            f"ORDER BY line LIMIT {_MAX_PROBLEMS}"
+        ).fetchall()
+        problems += [Problem("required value is blank", line=ln, column=column) for (ln,) in lines]
+    raise BadFile(name, sorted(problems, key=lambda p: p.line or 0))
+
+
+def clean_stale_tmp(folder: Path) -> int:
+    """Remove temporary files a killed writer left under `folder`; return how many."""
+    if not folder.is_dir():
+        return 0
+    removed = 0
+    for path in folder.rglob(f".*{TMP_SUFFIX}"):
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+            removed += 1
+    return removed
+
+
+def parquet_files(folder: Path) -> Iterator[Path]:
+    """The published Parquet files under `folder` (temporary files are never matched)."""
+    yield from sorted(folder.rglob("*.parquet"))

@@ -1,0 +1,267 @@
+"""Incremental sync of one dataset from the landing zone into the lake.
+
+Policies, in order of a sync:
+- The whole prefix is listed (names and ETags only) every time, so deletions are always seen.
+- A blob whose name is unsafe, unexpected or carries an impossible date is rejected; the rest go on.
+- Routine syncs look only at blobs from the last `days_back` days (the date in the name, else the
+  last-modified time); an empty lake, a full refresh or `force` looks at everything.
+- A blob whose recorded ETag is unchanged and whose lake file exists is skipped (a full refresh
+  re-syncs it); a new or changed blob is converted to its own Parquet file, replacing that file
+  atomically (never duplicating rows).
+- A blob that fails validation is copied to quarantine with an .error.txt sidecar; the lake keeps
+  whatever it had for it. It is not recorded, so it is tried again (and reported) on every sync
+  until upstream fixes it.
+- State is recorded per file right after its Parquet file is in place, so a sync killed at any
+  point resumes where it stopped.
+- A blob recorded earlier but gone upstream has its Parquet file moved out of the lake into
+  state/retired/ and is reported as deleted.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+import duckdb
+from filelock import FileLock
+
+from daybreak import lake
+from daybreak.datasets import CsvDataset
+from daybreak.sources import BlobInfo, Source, UnsafeBlobName, check_blob_name, copy_into
+from daybreak.state import StateStore, SyncedBlob
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SyncContext:
+    """Everything a sync needs besides the dataset: resolved once per run from Settings."""
+
+    source: Source
+    lake_root: Path
+    state: StateStore
+    state_dir: Path
+    run_date: dt.date
+    full_refresh: bool = False
+    on_bad_file: str = "fail"
+
+    @property
+    def quarantine_dir(self) -> Path:
+        return self.state_dir / "quarantine"
+
+
+@dataclass
+class SyncReport:
+    """What one sync did: the asset's return value and the line in the run summary."""
+
+    asset: str
+    source: str
+    rows_loaded: int = 0
+    files_synced: int = 0
+    files_skipped: int = 0
+    files_quarantined: int = 0
+    files_rejected: int = 0
+    files_deleted: int = 0
+    bytes: int = 0
+    seconds: float = 0.0
+    backfill: bool = False
+    errors: list[str] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    def summary(self) -> str:
+        text = (
+            f"{self.rows_loaded:,} rows from {self.files_synced} files "
+            f"({self.files_skipped} unchanged, {self.files_quarantined} quarantined, "
+            f"{self.files_rejected} rejected, {self.files_deleted} deleted upstream), "
+            f"{self.bytes / 1e6:,.1f} MB"
+        )
+        return ("backfill: " if self.backfill else "") + text
+
+
+class SyncFailed(Exception):
+    """A sync finished but some files were bad; the report says which and where."""
+
+    def __init__(self, report: SyncReport) -> None:
+        self.report = report
+        listed = "\n  ".join(report.errors[:10])
+        more = f"\n  (and {len(report.errors) - 10} more)" if len(report.errors) > 10 else ""
+        super().__init__(
+            f"{report.asset}: {len(report.errors)} bad file(s), the others synced "
+            f"({report.summary()}):\n  {listed}{more}"
+        )
+
+
+def _dataset_root(dataset: CsvDataset, market: str) -> str:
+    fixed = dataset.lake_path.split("{year}")[0].split("{stem}")[0].format(market=market)
+    return fixed.rsplit("/", 1)[0]
+
+
+def _quarantine(ctx: SyncContext, asset: str, blob: BlobInfo, path: Path, bad: lake.BadFile) -> Path:
+    target = ctx.quarantine_dir / asset / PurePosixPath(blob.name)
+    copy_into(path, target)
+    sidecar = target.with_name(target.name + ".error.txt")
+    lines = [
+        f"blob: {blob.name}",
+        f"etag: {blob.etag}",
+        f"size: {blob.size}",
+        f"asset: {asset}",
+        f"quarantined_at: {dt.datetime.now(dt.UTC).isoformat(timespec='seconds')}",
+        f"problems ({bad.total}):",
+        *(f"  {problem}" for problem in bad.problems),
+    ]
+    sidecar.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return target
+
+
+def _retire(ctx: SyncContext, asset: str, synced: SyncedBlob) -> None:
+    live = ctx.lake_root / synced.lake_path
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    if live.exists():
+        target = ctx.state_dir / "retired" / asset / stamp / synced.lake_path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(live, target)
+    ctx.state.forget(asset, synced.blob)
+
+
+def sync_dataset(
+    ctx: SyncContext,
+    asset: str,
+    dataset: CsvDataset,
+    *,
+    market: str,
+    days_back: int | None = None,
+    force: bool = False,
+) -> SyncReport:
+    """Bring the lake's copy of `dataset` up to date with the source; see the module docstring.
+
+    `force` takes the blobs whatever their age (single reference files that change rarely).
+    """
+    started = time.monotonic()
+    report = SyncReport(asset=asset, source=ctx.source.description)
+    lock_path = ctx.state_dir / "locks" / f"{asset}.lock"
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(lock_path):
+        lake.clean_stale_tmp(ctx.lake_root / _dataset_root(dataset, market))
+        known = ctx.state.synced_blobs(asset)
+        report.backfill = ctx.full_refresh or not known
+        cutoff = None
+        if not report.backfill and not force and days_back is not None:
+            cutoff = ctx.run_date - dt.timedelta(days=days_back)
+        listed: set[str] = set()
+        con = lake.connect()
+        try:
+            for blob in ctx.source.list(dataset.prefix):
+                listed.add(blob.name)
+                planned = _plan(dataset, blob, market, report)
+                if planned is None:
+                    continue
+                file_date, lake_path = planned
+                age_date = file_date or blob.last_modified.date()
+                if cutoff is not None and age_date < cutoff:
+                    continue
+                previous = known.get(blob.name)
+                if (
+                    previous is not None
+                    and previous.etag == blob.etag
+                    and not ctx.full_refresh
+                    and (ctx.lake_root / previous.lake_path).exists()
+                ):
+                    report.files_skipped += 1
+                    continue
+                _sync_blob(ctx, con, asset, dataset, blob, lake_path, market, file_date, report)
+        finally:
+            con.close()
+        for name, synced in known.items():
+            if name not in listed:
+                _retire(ctx, asset, synced)
+                report.files_deleted += 1
+                report.deleted.append(name)
+                log.warning("%s was deleted upstream; its lake file was retired", name)
+    report.seconds = round(time.monotonic() - started, 3)
+    log.info("Synced %s rows (%s)", f"{report.rows_loaded:,}", report.summary())
+    if report.errors:
+        if ctx.on_bad_file == "fail":
+            raise SyncFailed(report)
+        for error in report.errors:
+            log.warning("bad file (on_bad_file = 'warn'): %s", error)
+    return report
+
+
+def _plan(
+    dataset: CsvDataset, blob: BlobInfo, market: str, report: SyncReport
+) -> tuple[dt.date | None, str] | None:
+    """The blob's date and lake path, or None after recording why it is rejected."""
+    try:
+        check_blob_name(blob.name)
+    except UnsafeBlobName as exc:
+        return _reject(report, f"{exc}; refused, it would escape the lake")
+    match = dataset.match(blob.name)
+    if match is None:
+        return _reject(
+            report,
+            f"{blob.name}: unexpected blob name under {dataset.prefix!r} "
+            f"(expected {dataset.blob_pattern!r})",
+        )
+    try:
+        file_date = dataset.file_date(match)
+    except ValueError:
+        return _reject(report, f"{blob.name}: the date in the name is not a real date")
+    year = match.groupdict().get("year")
+    if file_date is not None and year is not None and int(year) != file_date.year:
+        return _reject(report, f"{blob.name}: filed under year {year} but dated {file_date}")
+    lake_path = dataset.lake_path.format(
+        market=market,
+        year=file_date.year if file_date else "",
+        stem=PurePosixPath(blob.name).stem,
+    )
+    return file_date, lake_path
+
+
+def _reject(report: SyncReport, message: str) -> None:
+    report.files_rejected += 1
+    report.errors.append(message)
+    log.error("%s", message)
+    return None
+
+
+def _sync_blob(
+    ctx: SyncContext,
+    con: duckdb.DuckDBPyConnection,
+    asset: str,
+    dataset: CsvDataset,
+    blob: BlobInfo,
+    lake_path: str,
+    market: str,
+    file_date: dt.date | None,
+    report: SyncReport,
+) -> None:
+    extra = {"source_blob": lake.sql_string(blob.name)}
+    if file_date is not None:
+        extra = {
+            "market": lake.sql_string(market),
+            "file_date": f"DATE {lake.sql_string(file_date.isoformat())}",
+            **extra,
+        }
+    with ctx.source.fetch(blob, ctx.state_dir / "scratch") as path:
+        try:
+            rows = lake.convert_csv(
+                con, path, dataset, ctx.lake_root / lake_path, name=blob.name, extra=extra
+            )
+        except lake.BadFile as bad:
+            where = _quarantine(ctx, asset, blob, path, bad)
+            report.files_quarantined += 1
+            report.errors.append(f"{bad} (quarantined to {where})")
+            log.error("%s (quarantined to %s)", bad, where)
+            return
+    ctx.state.record_synced(asset, SyncedBlob(blob.name, blob.etag, blob.size, rows, lake_path))
+    report.rows_loaded += rows
+    report.files_synced += 1
+    report.bytes += blob.size

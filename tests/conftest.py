@@ -1,0 +1,135 @@
+"""Shared fixtures: a throw-away daybreak.toml per test, demo data, and a real Azurite."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import subprocess
+import textwrap
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from daybreak import demo
+from daybreak.config import Settings, load_settings
+
+ROOT = Path(__file__).resolve().parents[1]
+AZURITE = ROOT / "node_modules" / ".bin" / "azurite-blob"
+# The demo data ends here in tests, so windows and dates are the same whatever today is.
+DEMO_END = dt.date(2026, 3, 31)
+RUN_DATE = DEMO_END + dt.timedelta(days=1)
+
+MARKETS = """
+[markets.UK]
+currency = "GBP"
+timezone = "Europe/London"
+
+[markets.DE]
+currency = "EUR"
+timezone = "Europe/Berlin"
+
+[markets.IT]
+currency = "EUR"
+timezone = "Europe/Rome"
+
+[markets.JP]
+currency = "JPY"
+timezone = "Asia/Tokyo"
+"""
+
+
+def write_config(folder: Path, extra: str = "", *, days: int = 40, rows: int = 25) -> Path:
+    """A daybreak.toml in `folder` with every path relative to it and a small demo."""
+    path = folder / "daybreak.toml"
+    path.write_text(
+        textwrap.dedent(f"""
+        [paths]
+        landing = "landing"
+        lake = "lake"
+        warehouse = "warehouse/daybreak.duckdb"
+        exports = "exports"
+        state = "state"
+
+        [demo]
+        seed = 7
+        days = {days}
+        rows_per_day = {rows}
+
+        [jobs.daily_sales_flow]
+        select = ["azure_ingestion_orders", "azure_ingestion_reference"]
+        """)
+        + MARKETS
+        + textwrap.dedent(extra),
+        encoding="utf-8",
+    )
+    return path
+
+
+@pytest.fixture
+def config_path(tmp_path: Path) -> Path:
+    return write_config(tmp_path)
+
+
+@pytest.fixture
+def settings(config_path: Path) -> Settings:
+    return load_settings(config_path, environ={})
+
+
+@pytest.fixture
+def demo_settings(settings: Settings) -> Settings:
+    """Settings whose landing folder holds the demo data (40 days x 25 rows per market)."""
+    demo.generate(settings, end=DEMO_END)
+    return settings
+
+
+@pytest.fixture(scope="session")
+def azurite_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real Azurite blob service on 127.0.0.1 for the whole session; yields its blob URL."""
+    if not AZURITE.exists():
+        raise RuntimeError(f"{AZURITE} is missing: run `make test` (or `npm ci`) to install Azurite")
+    log = tmp_path_factory.mktemp("azurite") / "azurite.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [str(AZURITE), "--blobHost", "127.0.0.1", "--blobPort", "0", "--inMemoryPersistence",
+             "--disableTelemetry", "--skipApiVersionCheck"],
+            stdout=out, stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            match = re.search(r"listens on (http://127\.0\.0\.1:\d+)", log.read_text())
+            if match:
+                break
+            if proc.poll() is not None:
+                raise RuntimeError(f"Azurite exited: {log.read_text()}")
+            time.sleep(0.1)
+        else:
+            raise RuntimeError(f"Azurite did not start in 60 s: {log.read_text()}")
+        yield match.group(1) + "/devstoreaccount1"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+DEV_ACCOUNT_KEY = (
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+)
+
+
+@pytest.fixture
+def azurite(azurite_endpoint: str) -> Iterator[tuple[str, str]]:
+    """(connection string, container name): a fresh, empty container in Azurite."""
+    from azure.storage.blob import BlobServiceClient
+
+    connection = (
+        "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;"
+        f"AccountKey={DEV_ACCOUNT_KEY};BlobEndpoint={azurite_endpoint};"
+    )
+    container = f"qi-{uuid.uuid4().hex[:12]}"
+    service = BlobServiceClient.from_connection_string(connection)
+    service.create_container(container)
+    yield connection, container
+    service.delete_container(container)

@@ -1,0 +1,140 @@
+"""CSV -> Parquet conversion on tiny inline files: good input, and every kind of bad input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from daybreak import datasets, lake
+
+HEADER = ",".join(datasets.orders("UK").column_names)
+GOOD = [
+    "UK-1,1,2026-03-01 09:15:00,C1,SKU-00001  ,2,10.50,,,completed,",
+    "UK-1,2,2026-03-01 09:15:00,C1,SKU-00002,1,5.00,0.50,1,completed,WINTER10",
+]
+NAME = "UK/raw_data/DWH/Oracle/ingest_orders/2026/ingest_orders_20260301.csv"
+
+
+def convert(tmp_path: Path, content: bytes | str, dest: Path | None = None) -> tuple[int, Path]:
+    src = tmp_path / "in.csv"
+    src.write_bytes(content.encode() if isinstance(content, str) else content)
+    dest = dest or tmp_path / "lake" / "out.parquet"
+    con = lake.connect()
+    try:
+        return lake.convert_csv(con, src, datasets.orders("UK"), dest, name=NAME), dest
+    finally:
+        con.close()
+
+
+def csv_text(*lines: str, header: str = HEADER) -> str:
+    return "\n".join([header, *lines]) + "\n"
+
+
+def test_good_file_is_typed_trimmed_and_complete(tmp_path: Path) -> None:
+    rows, dest = convert(tmp_path, csv_text(*GOOD))
+    assert rows == 2
+    got = duckdb.sql(
+        f"SELECT sku, quantity, unit_price, discount, promo_code, order_ts::VARCHAR "
+        f"FROM '{dest}' ORDER BY order_line"
+    ).fetchall()
+    assert got[0][0] == "SKU-00001"  # trailing spaces trimmed
+    assert got[0][3] is None and got[0][4] is None  # blank optional fields are NULL
+    assert str(got[1][2]) == "5.00" and got[1][4] == "WINTER10"
+    assert got[0][5] == "2026-03-01 09:15:00"
+    types = dict(duckdb.sql(f"DESCRIBE SELECT * FROM '{dest}'").fetchall()[i][:2] for i in range(11))
+    assert types["unit_price"] == "DECIMAL(12,2)" and types["order_ts"] == "TIMESTAMP"
+
+
+def test_columns_may_come_in_any_order(tmp_path: Path) -> None:
+    cols = datasets.orders("UK").column_names
+    header = ",".join(reversed(cols))
+    line = ",".join(reversed(GOOD[1].split(",")))
+    rows, dest = convert(tmp_path, csv_text(line, header=header))
+    assert rows == 1
+    assert duckdb.sql(f"SELECT order_id, quantity FROM '{dest}'").fetchall() == [("UK-1", 1)]
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        pytest.param(b"", "empty file (0 bytes)", id="zero-bytes"),
+        pytest.param(csv_text(), "line 2: no data rows: the file has only a header", id="header-only"),
+        pytest.param(
+            csv_text(*GOOD, header=HEADER.replace("unit_price", "price")),
+            "line 1, column 'unit_price': missing column",
+            id="renamed-column",
+        ),
+        pytest.param(
+            csv_text("UK-1,1,2026-03-01 09:15:00,C1,SKU-1,2,10.50,,,completed",
+                     header=HEADER.rsplit(",", 1)[0]),
+            "line 1, column 'promo_code': missing column",
+            id="missing-column",
+        ),
+        pytest.param(
+            csv_text(*GOOD).replace(",", ";"),
+            "line 1: wrong delimiter: the header is separated by ';', expected ','",
+            id="wrong-delimiter",
+        ),
+        pytest.param(
+            csv_text(GOOD[0], GOOD[1].replace("2026-03-01 09:15:00", "01/03/2026 9am")),
+            "line 3, column 'order_ts': Error when converting column \"order_ts\"",
+            id="bad-timestamp",
+        ),
+        pytest.param(
+            csv_text(GOOD[0], GOOD[0], GOOD[1].replace(",5.00,", ",5,00,")),
+            "line 4: expected columns: 11 Found: 12",
+            id="decimal-comma",
+        ),
+        pytest.param(
+            csv_text(GOOD[0].replace(",2,10.50,", ",two,10.50,")),
+            "line 2, column 'quantity': Error when converting column \"quantity\"",
+            id="bad-number",
+        ),
+        pytest.param(
+            csv_text(GOOD[0], GOOD[1]).encode().replace(b"WINTER10", b"WINTER\xff10"),
+            "line 3, column 'promo_code': not valid UTF-8",
+            id="invalid-utf8",
+        ),
+        pytest.param(
+            HEADER.encode().replace(b"sku", b"sk\xfe") + b"\n" + GOOD[0].encode(),
+            "line 1: not valid UTF-8",
+            id="invalid-utf8-header",
+        ),
+        pytest.param(
+            csv_text(GOOD[0], GOOD[1].replace(",C1,", ",  ,")),
+            "line 3, column 'customer_id': required value is blank",
+            id="blank-required",
+        ),
+    ],
+)
+def test_bad_file_names_blob_line_and_column_and_keeps_previous_output(
+    tmp_path: Path, content: bytes | str, expected: str
+) -> None:
+    _, dest = convert(tmp_path, csv_text(*GOOD))
+    before = dest.read_bytes()
+    with pytest.raises(lake.BadFile) as caught:
+        convert(tmp_path, content, dest)
+    message = str(caught.value)
+    assert message.startswith(NAME + ": "), message
+    assert expected in message, message
+    assert dest.read_bytes() == before  # previous output untouched
+    assert list(dest.parent.iterdir()) == [dest]  # no temporary file left behind
+
+
+def test_every_bad_line_is_counted_not_just_the_first(tmp_path: Path) -> None:
+    bad = GOOD[0].replace(",2,10.50,", ",x,10.50,")
+    with pytest.raises(lake.BadFile) as caught:
+        convert(tmp_path, csv_text(*([bad] * 30)))
+    assert caught.value.total == 30
+    assert "(and 27 more)" in str(caught.value)
+
+
+def test_clean_stale_tmp_removes_only_temporary_files(tmp_path: Path) -> None:
+    (tmp_path / "a").mkdir()
+    keep = tmp_path / "a" / "x.parquet"
+    keep.write_bytes(b"PAR1")
+    (tmp_path / "a" / ".x.parquet.1234abcd.tmp").write_bytes(b"partial")
+    assert lake.clean_stale_tmp(tmp_path) == 1
+    assert [p.name for p in (tmp_path / "a").iterdir()] == ["x.parquet"]
