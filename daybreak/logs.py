@@ -80,6 +80,11 @@ def setup_logging(level: int = logging.INFO) -> None:
     root.setLevel(level)
     # The Azure SDK logs every HTTP request at INFO.
     logging.getLogger("azure").setLevel(logging.WARNING)
+    # Hamilton logs a banner for every failing node; daybreak reports failures itself.
+    logging.getLogger("hamilton.execution.graph_functions").setLevel(logging.CRITICAL)
+    logging.getLogger("hamilton.driver").addFilter(
+        lambda record: "Need help with Hamilton?" not in str(record.msg)
+    )
 
 
 @contextlib.contextmanager

@@ -91,11 +91,11 @@ class SyncFailed(Exception):
 
     def __init__(self, report: SyncReport) -> None:
         self.report = report
-        listed = "\n  ".join(report.errors[:10])
-        more = f"\n  (and {len(report.errors) - 10} more)" if len(report.errors) > 10 else ""
+        errors = report.errors
+        more = f"\n  (and {len(errors) - 10} more)" if len(errors) > 10 else ""
         super().__init__(
-            f"{report.asset}: {len(report.errors)} bad file(s), the others synced "
-            f"({report.summary()}):\n  {listed}{more}"
+            f"{len(errors)} bad file(s), the others synced; first: {errors[0]}\n"
+            f"  {report.summary()}\n  " + "\n  ".join(errors[:10]) + more
         )
 
 

@@ -43,6 +43,7 @@ timezone = "Asia/Tokyo"
 
 def write_config(folder: Path, extra: str = "", *, days: int = 40, rows: int = 25) -> Path:
     """A daybreak.toml in `folder` with every path relative to it and a small demo."""
+    folder.mkdir(parents=True, exist_ok=True)
     path = folder / "daybreak.toml"
     path.write_text(
         textwrap.dedent(f"""

@@ -1,0 +1,133 @@
+"""Driver-level runs of the ingestion dataflow, the asset catalogue and runner.py's command line."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from daybreak import demo, graph
+from daybreak.config import Settings, load_settings
+from daybreak.materialize import materialize, run_inputs
+from tests.conftest import DEMO_END, ROOT, RUN_DATE, write_config
+
+INGESTION = [
+    "uk_orders_azure", "de_orders_azure", "it_orders_azure", "jp_orders_azure",
+    "uk_new_names", "uk_products_sku",
+]
+
+
+def run_cli(*args: str, config: Path, check: bool = False) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DAYBREAK_")}
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "runner.py"), *args, "--config", str(config)],
+        capture_output=True, text=True, env=env, cwd=ROOT, timeout=300,
+    )
+    if check:
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc
+
+
+def test_catalogue_lists_ingestion_assets_with_groups_and_descriptions(settings: Settings) -> None:
+    assets = graph.catalogue(graph.build_driver(settings))
+    assert sorted(assets) == sorted(INGESTION)
+    assert assets["jp_orders_azure"].group == "azure_ingestion_orders"
+    assert assets["uk_products_sku"].group == "azure_ingestion_reference"
+    assert assets["de_orders_azure"].description.startswith("Daily order lines of one market (DE)")
+    # Plumbing (settings, source, state) is not an asset.
+    assert "landing_source" not in assets and "sync_context" not in assets
+
+
+def test_markets_come_from_config(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    text = config.read_text()
+    text = text[: text.index("[markets.DE]")]  # only UK configured
+    config.write_text(text)
+    assets = graph.catalogue(graph.build_driver(load_settings(config, environ={})))
+    assert [a for a in assets if a.endswith("_orders_azure")] == ["uk_orders_azure"]
+
+
+def test_selection_by_group_and_unknown_names(settings: Settings) -> None:
+    assets = graph.catalogue(graph.build_driver(settings))
+    assert graph.select(assets, ["azure_ingestion_reference"]) == ["uk_new_names", "uk_products_sku"]
+    with pytest.raises(graph.SelectionError, match="unknown asset or group 'uk_order'"):
+        graph.select(assets, ["uk_order"])
+
+
+def test_driver_run_of_the_ingestion_dataflow(demo_settings: Settings) -> None:
+    dr = graph.build_driver(demo_settings)
+    assets = graph.catalogue(dr)
+    inputs = {"settings": demo_settings, **run_inputs(run_date=RUN_DATE)}
+    results = materialize(dr, assets, list(assets), inputs)
+    assert {r.name: r.status for r in results} == dict.fromkeys(assets, "success")
+    by_name = {r.name: r.value for r in results}
+    assert by_name["jp_orders_azure"].rows_loaded == 40 * 25
+    assert by_name["uk_products_sku"].rows_loaded == 240
+
+
+def test_a_failing_asset_does_not_stop_the_others(demo_settings: Settings) -> None:
+    bad = next((demo_settings.paths.landing / "DE").rglob("ingest_orders_20260331.csv"))
+    bad.write_text("order_id;order_line\n1;2\n")
+    dr = graph.build_driver(demo_settings)
+    assets = graph.catalogue(dr)
+    inputs = {"settings": demo_settings, **run_inputs(run_date=RUN_DATE)}
+    results = {r.name: r for r in materialize(dr, assets, list(assets), inputs)}
+    assert results["de_orders_azure"].status == "failed"
+    assert "wrong delimiter" in (results["de_orders_azure"].error or "")
+    assert all(results[n].status == "success" for n in INGESTION if n != "de_orders_azure")
+
+
+def test_runner_materialize_prints_summary_and_reruns_sync_nothing(tmp_path: Path) -> None:
+    config = write_config(tmp_path, days=5, rows=10)
+    demo.generate(load_settings(config, environ={}))
+    first = run_cli("materialize", "uk_orders_azure", "uk_products_sku", config=config, check=True)
+    assert "uk_orders_azure  success" in first.stdout
+    assert "backfill: 50 rows from 5 files" in first.stdout
+    assert "Synced 50 rows" in first.stderr
+    assert "2 of 2 assets succeeded" in first.stdout
+    again = run_cli("materialize", "uk_orders_azure", config=config, check=True)
+    assert "0 rows from 0 files (5 unchanged" in again.stdout
+
+
+def test_runner_run_job_and_full_refresh(tmp_path: Path) -> None:
+    config = write_config(tmp_path, days=3, rows=1500)
+    demo.generate(load_settings(config, environ={}))
+    run_cli("run", "daily_sales_flow", config=config, check=True)
+    full = run_cli("materialize", "jp_orders_azure", "--full", config=config, check=True)
+    assert "backfill: 4,500 rows from 3 files" in full.stdout
+    assert "Synced 4,500 rows" in full.stderr
+
+
+def test_runner_exit_codes_for_failures_and_bad_names(tmp_path: Path) -> None:
+    config = write_config(tmp_path, days=2, rows=5)
+    demo.generate(load_settings(config, environ={}))
+    next((tmp_path / "landing" / "IT").rglob("*.csv")).write_bytes(b"")
+    failed = run_cli("run", "daily_sales_flow", config=config)
+    assert failed.returncode == 1
+    assert "it_orders_azure  failed" in failed.stdout and "empty file (0 bytes)" in failed.stdout
+    assert "5 of 6 assets succeeded; failed or skipped: it_orders_azure" in failed.stdout
+    unknown = run_cli("materialize", "nope", config=config)
+    assert unknown.returncode == 2 and "unknown asset or group 'nope'" in unknown.stderr
+    no_job = run_cli("run", "nightly", config=config)
+    assert no_job.returncode == 2 and "unknown job 'nightly'" in no_job.stderr
+
+
+def test_runner_assets_json(config_path: Path) -> None:
+    out = run_cli("assets", "--json", config=config_path, check=True).stdout
+    listed = {a["name"]: a for a in json.loads(out)}
+    assert sorted(listed) == sorted(INGESTION)
+    assert listed["uk_orders_azure"]["group"] == "azure_ingestion_orders"
+    assert listed["uk_orders_azure"]["upstream"] == []
+    assert "UK" in listed["uk_orders_azure"]["description"]
+
+
+def test_config_error_is_one_clear_message(tmp_path: Path) -> None:
+    config = write_config(tmp_path, "\n[source]\nbakend = 'local'\n")
+    proc = run_cli("assets", config=config)
+    assert proc.returncode == 2
+    assert "source.bakend: unknown key" in proc.stderr
+    assert "Traceback" not in proc.stderr
