@@ -1,4 +1,4 @@
-"""daybreak's verbs: `nox -l` lists them. Sessions run in the project's .venv (make bootstraps it)."""
+"""daybreak's verbs: `nox -l` lists them. Sessions run in the project .venv that make creates."""
 
 from __future__ import annotations
 

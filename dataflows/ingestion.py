@@ -50,4 +50,6 @@ def uk_products_sku(sync_context: SyncContext) -> SyncReport:
 @tag(group="azure_ingestion_reference", kind="ingestion")
 def uk_new_names(sync_context: SyncContext) -> SyncReport:
     """UK new customers: one row per customer with name, opt-in and first order date."""
-    return sync_dataset(sync_context, "uk_new_names", datasets.UK_NEW_NAMES, market="UK", force=True)
+    return sync_dataset(
+        sync_context, "uk_new_names", datasets.UK_NEW_NAMES, market="UK", force=True
+    )

@@ -94,11 +94,15 @@ def _assets(settings: Settings, args: argparse.Namespace) -> int:
 
 def _jobs(settings: Settings, args: argparse.Namespace) -> int:
     if args.json:
-        print(json.dumps(
-            {name: {"description": j.description, "select": j.select}
-             for name, j in settings.jobs.items()},
-            indent=2,
-        ))
+        print(
+            json.dumps(
+                {
+                    name: {"description": j.description, "select": j.select}
+                    for name, j in settings.jobs.items()
+                },
+                indent=2,
+            )
+        )
     else:
         for name, j in settings.jobs.items():
             print(f"{name:<32} {j.description}  [{', '.join(j.select)}]")

@@ -12,7 +12,7 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -141,7 +141,7 @@ class Secrets:
     azure_account_key: SecretStr | None = None
     azure_sas_token: SecretStr | None = None
 
-    ENV = {
+    ENV: ClassVar[dict[str, str]] = {
         "azure_connection_string": "AZURE_STORAGE_CONNECTION_STRING",
         "azure_account_key": "AZURE_STORAGE_ACCOUNT_KEY",
         "azure_sas_token": "AZURE_STORAGE_SAS_TOKEN",
@@ -211,7 +211,8 @@ def read_dotenv(path: Path) -> dict[str, str]:
 
 
 def _describe(error: Mapping[str, Any]) -> str:
-    key = ".".join(str(part) for part in error["loc"]) or "(top level)"
+    # For a bad table name (e.g. [markets.uk]) pydantic appends "[key]" to the location.
+    key = ".".join(str(part) for part in error["loc"] if part != "[key]") or "(top level)"
     kind = error["type"]
     if kind == "extra_forbidden":
         return f"{key}: unknown key"

@@ -69,8 +69,8 @@ def _products_sql(seed: int) -> str:
            (['Linen', 'Merino', 'Cotton', 'Silk', 'Denim'])[1 + i % 5] || ' '
              || (['Shirt', 'Scarf', 'Jacket', 'Dress', 'Jumper', 'Trousers'])[1 + (i // 5) % 6]
              || ' ' || (i // 30 + 1)::VARCHAR AS product_name,
-           (['Tops', 'Accessories', 'Outerwear', 'Dresses', 'Knitwear', 'Bottoms'])[1 + (i // 5) % 6]
-             AS category,
+           (['Tops', 'Accessories', 'Outerwear', 'Dresses', 'Knitwear', 'Bottoms'])
+             [1 + (i // 5) % 6] AS category,
            CASE WHEN i % 7 = 0 THEN NULL ELSE (['Daybreak', 'Northfield', 'Kiso'])[1 + i % 3] END
              AS brand,
            round((4.99 + (i % 60) * 1.25) * 0.45, 2)::DECIMAL(12,2) AS unit_cost_gbp,
@@ -127,7 +127,9 @@ def generate(
                 name = f"{spec.prefix}{day:%Y}/ingest_orders_{day:%Y%m%d}.csv"
                 _write(con, _orders_sql(seed, market, cfg.currency, day, rows), root / name)
                 written += 1
-        _write(con, _products_sql(seed), root / datasets.UK_PRODUCTS_SKU.prefix / "products_sku.csv")
+        _write(
+            con, _products_sql(seed), root / datasets.UK_PRODUCTS_SKU.prefix / "products_sku.csv"
+        )
         _write(
             con,
             _new_names_sql(seed, max(rows * 2, 50), first, days),
@@ -144,9 +146,15 @@ def is_empty(folder: Path) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m daybreak.demo", description=__doc__.split("\n")[0])
-    parser.add_argument("--config", help="config file (default: $DAYBREAK_CONFIG or ./daybreak.toml)")
-    parser.add_argument("--if-empty", action="store_true", help="do nothing unless the landing folder is empty")
+    parser = argparse.ArgumentParser(
+        prog="python -m daybreak.demo", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument(
+        "--config", help="config file (default: $DAYBREAK_CONFIG or ./daybreak.toml)"
+    )
+    parser.add_argument(
+        "--if-empty", action="store_true", help="do nothing unless the landing folder is empty"
+    )
     parser.add_argument("--days", type=int, help="days of orders per market (default: demo.days)")
     parser.add_argument("--rows-per-day", type=int, help="order lines per market and day")
     parser.add_argument("--end", type=dt.date.fromisoformat, help="last day (default: yesterday)")

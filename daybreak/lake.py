@@ -88,10 +88,16 @@ def _check_header(header: list[str], dataset: CsvDataset, name: str) -> None:
     if len(header) == 1 and len(expected) > 1:
         for delimiter in (";", "\t", "|"):
             if delimiter in header[0]:
-                raise BadFile(name, [Problem(
-                    f"wrong delimiter: the header is separated by {delimiter!r}, expected ','",
-                    line=1,
-                )])
+                raise BadFile(
+                    name,
+                    [
+                        Problem(
+                            f"wrong delimiter: the header is separated by {delimiter!r}, "
+                            "expected ','",
+                            line=1,
+                        )
+                    ],
+                )
     missing = [c for c in expected if c not in header]
     unexpected = [c for c in header if c not in expected]
     problems = [Problem("missing column", line=1, column=c) for c in missing]

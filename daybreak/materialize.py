@@ -64,9 +64,7 @@ def materialize(
             )
             log.warning("%s skipped: upstream failed: %s", name, ", ".join(failed_upstream))
             continue
-        overrides = {
-            up: results[up].value for up in assets[name].upstream if up in results
-        }
+        overrides = {up: results[up].value for up in assets[name].upstream if up in results}
         started = time.monotonic()
         with asset_context(name):
             try:

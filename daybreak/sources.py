@@ -14,7 +14,7 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Protocol
+from typing import Any, Protocol
 
 from daybreak.config import ConfigError, Settings
 
@@ -107,7 +107,7 @@ class AzureSource:
         if azure is None:  # load_settings has already refused this
             raise ConfigError("source.azure: missing value")
         secrets = settings.secrets
-        kwargs = {"api_version": azure.api_version} if azure.api_version else {}
+        kwargs: dict[str, Any] = {"api_version": azure.api_version} if azure.api_version else {}
         if secrets.azure_connection_string is not None:
             self._client = ContainerClient.from_connection_string(
                 secrets.azure_connection_string.get_secret_value(), azure.container, **kwargs
@@ -116,7 +116,9 @@ class AzureSource:
             credential = secrets.azure_account_key or secrets.azure_sas_token
             assert credential is not None and azure.account_url is not None
             self._client = ContainerClient(
-                azure.account_url, azure.container, credential=credential.get_secret_value(),
+                azure.account_url,
+                azure.container,
+                credential=credential.get_secret_value(),
                 **kwargs,
             )
         # The account URL is not secret; the connection string that may contain it is.

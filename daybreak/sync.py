@@ -104,7 +104,9 @@ def _dataset_root(dataset: CsvDataset, market: str) -> str:
     return fixed.rsplit("/", 1)[0]
 
 
-def _quarantine(ctx: SyncContext, asset: str, blob: BlobInfo, path: Path, bad: lake.BadFile) -> Path:
+def _quarantine(
+    ctx: SyncContext, asset: str, blob: BlobInfo, path: Path, bad: lake.BadFile
+) -> Path:
     target = ctx.quarantine_dir / asset / PurePosixPath(blob.name)
     copy_into(path, target)
     sidecar = target.with_name(target.name + ".error.txt")
@@ -160,10 +162,13 @@ def sync_dataset(
         try:
             for blob in ctx.source.list(dataset.prefix):
                 listed.add(blob.name)
-                planned = _plan(dataset, blob, market, report)
-                if planned is None:
+                try:
+                    file_date, lake_path = _plan(dataset, blob, market)
+                except _Rejected as rejected:
+                    report.files_rejected += 1
+                    report.errors.append(str(rejected))
+                    log.error("%s", rejected)
                     continue
-                file_date, lake_path = planned
                 age_date = file_date or blob.last_modified.date()
                 if cutoff is not None and age_date < cutoff:
                     continue
@@ -195,41 +200,35 @@ def sync_dataset(
     return report
 
 
-def _plan(
-    dataset: CsvDataset, blob: BlobInfo, market: str, report: SyncReport
-) -> tuple[dt.date | None, str] | None:
-    """The blob's date and lake path, or None after recording why it is rejected."""
+class _Rejected(Exception):
+    """A blob refused on its name alone; the message says why."""
+
+
+def _plan(dataset: CsvDataset, blob: BlobInfo, market: str) -> tuple[dt.date | None, str]:
+    """The blob's date and lake path, or _Rejected saying why it cannot be synced."""
     try:
         check_blob_name(blob.name)
     except UnsafeBlobName as exc:
-        return _reject(report, f"{exc}; refused, it would escape the lake")
+        raise _Rejected(f"{exc}; refused, it would escape the lake") from None
     match = dataset.match(blob.name)
     if match is None:
-        return _reject(
-            report,
+        raise _Rejected(
             f"{blob.name}: unexpected blob name under {dataset.prefix!r} "
-            f"(expected {dataset.blob_pattern!r})",
+            f"(expected {dataset.blob_pattern!r})"
         )
     try:
         file_date = dataset.file_date(match)
     except ValueError:
-        return _reject(report, f"{blob.name}: the date in the name is not a real date")
+        raise _Rejected(f"{blob.name}: the date in the name is not a real date") from None
     year = match.groupdict().get("year")
     if file_date is not None and year is not None and int(year) != file_date.year:
-        return _reject(report, f"{blob.name}: filed under year {year} but dated {file_date}")
+        raise _Rejected(f"{blob.name}: filed under year {year} but dated {file_date}")
     lake_path = dataset.lake_path.format(
         market=market,
         year=file_date.year if file_date else "",
         stem=PurePosixPath(blob.name).stem,
     )
     return file_date, lake_path
-
-
-def _reject(report: SyncReport, message: str) -> None:
-    report.files_rejected += 1
-    report.errors.append(message)
-    log.error("%s", message)
-    return None
 
 
 def _sync_blob(

@@ -90,13 +90,24 @@ def demo_settings(settings: Settings) -> Settings:
 def azurite_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real Azurite blob service on 127.0.0.1 for the whole session; yields its blob URL."""
     if not AZURITE.exists():
-        raise RuntimeError(f"{AZURITE} is missing: run `make test` (or `npm ci`) to install Azurite")
+        raise RuntimeError(
+            f"{AZURITE} is missing: run `make test` (or `npm ci`) to install Azurite"
+        )
     log = tmp_path_factory.mktemp("azurite") / "azurite.log"
     with log.open("w") as out:
         proc = subprocess.Popen(
-            [str(AZURITE), "--blobHost", "127.0.0.1", "--blobPort", "0", "--inMemoryPersistence",
-             "--disableTelemetry", "--skipApiVersionCheck"],
-            stdout=out, stderr=subprocess.STDOUT,
+            [
+                str(AZURITE),
+                "--blobHost",
+                "127.0.0.1",
+                "--blobPort",
+                "0",
+                "--inMemoryPersistence",
+                "--disableTelemetry",
+                "--skipApiVersionCheck",
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
         )
     try:
         deadline = time.monotonic() + 60

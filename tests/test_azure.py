@@ -12,11 +12,11 @@ import duckdb
 import pytest
 from azure.storage.blob import ContainerClient
 
+from dataflows import resources
 from daybreak import datasets, demo, graph
 from daybreak.config import Settings, load_settings
 from daybreak.materialize import materialize, run_inputs
 from daybreak.sync import SyncFailed, sync_dataset
-from dataflows import resources
 from tests.conftest import DEMO_END, DEV_ACCOUNT_KEY, ROOT, RUN_DATE, write_config
 
 pytestmark = pytest.mark.azurite
@@ -24,7 +24,9 @@ UK = datasets.orders("UK")
 
 
 def azure_settings(folder: Path, connection: str, container: str) -> Settings:
-    config = write_config(folder, f'\n[source]\nbackend = "azure"\n[source.azure]\ncontainer = "{container}"\n')
+    config = write_config(
+        folder, f'\n[source]\nbackend = "azure"\n[source.azure]\ncontainer = "{container}"\n'
+    )
     return load_settings(config, environ={"AZURE_STORAGE_CONNECTION_STRING": connection})
 
 
@@ -38,7 +40,9 @@ def upload_tree(landing: Path, client: ContainerClient) -> int:
 
 
 @pytest.fixture
-def local_and_azure(tmp_path: Path, azurite: tuple[str, str]) -> tuple[Settings, Settings, ContainerClient]:
+def local_and_azure(
+    tmp_path: Path, azurite: tuple[str, str]
+) -> tuple[Settings, Settings, ContainerClient]:
     """The same demo files in a local landing folder and in an Azurite container."""
     connection, container = azurite
     local = load_settings(write_config(tmp_path / "local"), environ={})
@@ -59,8 +63,11 @@ def run_all(settings: Settings) -> dict[str, object]:
 
 def sync_uk(settings: Settings):
     ctx = resources.sync_context(
-        settings, resources.landing_source__azure(settings), resources.state_store(settings),
-        RUN_DATE, False,
+        settings,
+        resources.landing_source__azure(settings),
+        resources.state_store(settings),
+        RUN_DATE,
+        False,
     )
     return sync_dataset(ctx, "uk_orders_azure", UK, market="UK", days_back=30)
 
@@ -78,13 +85,16 @@ def test_azure_and_local_backends_give_the_same_lake(local_and_azure) -> None:
         assert azure_reports[name].rows_loaded == report.rows_loaded, name
         assert azure_reports[name].files_synced == report.files_synced, name
     assert azure_reports["uk_orders_azure"].source.startswith("Azure container")
-    for table in ("orders", "reference"):
-        query = "SELECT * EXCLUDE (source_blob) FROM read_parquet('{}/**/*.parquet', union_by_name=true)"
-        if table == "reference":
-            query = "SELECT * FROM read_parquet('{}/uk_products_sku/*.parquet')"
-        left = duckdb.sql(f"SELECT count(*), sum(hash(t)) FROM ({query.format(local.paths.lake / table)}) t")
-        right = duckdb.sql(f"SELECT count(*), sum(hash(t)) FROM ({query.format(azure.paths.lake / table)}) t")
-        assert left.fetchall() == right.fetchall(), table
+    queries = {
+        "orders": "SELECT * EXCLUDE (source_blob) FROM read_parquet('{}/orders/**/*.parquet')",
+        "products": "SELECT * FROM read_parquet('{}/reference/uk_products_sku/*.parquet')",
+        "names": "SELECT * FROM read_parquet('{}/reference/uk_new_names/*.parquet')",
+    }
+    for name, query in queries.items():
+        fingerprint = "SELECT count(*), sum(hash(t)) FROM ({}) t"
+        left = duckdb.sql(fingerprint.format(query.format(local.paths.lake))).fetchall()
+        right = duckdb.sql(fingerprint.format(query.format(azure.paths.lake))).fetchall()
+        assert left == right, name
 
 
 def test_incremental_resync_changed_and_deleted_blobs(local_and_azure) -> None:
@@ -126,9 +136,18 @@ def test_runner_against_azurite_counts_rows_and_never_prints_the_key(local_and_a
     _, azure, _ = local_and_azure
     env = {**os.environ, "AZURE_STORAGE_CONNECTION_STRING": _connection(azure)}
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "runner.py"), "run", "daily_sales_flow",
-         "--config", str(azure.config_path)],
-        capture_output=True, text=True, env=env, timeout=300,
+        [
+            sys.executable,
+            str(ROOT / "runner.py"),
+            "run",
+            "daily_sales_flow",
+            "--config",
+            str(azure.config_path),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
     )
     assert proc.returncode == 0, proc.stderr
     assert "backfill: 1,000 rows from 40 files" in proc.stdout
@@ -138,9 +157,18 @@ def test_runner_against_azurite_counts_rows_and_never_prints_the_key(local_and_a
     config = azure.config_path
     config.write_text(config.read_text().replace('container = "qi-', 'container = "missing-'))
     broken = subprocess.run(
-        [sys.executable, str(ROOT / "runner.py"), "materialize", "uk_orders_azure",
-         "--config", str(config)],
-        capture_output=True, text=True, env=env, timeout=300,
+        [
+            sys.executable,
+            str(ROOT / "runner.py"),
+            "materialize",
+            "uk_orders_azure",
+            "--config",
+            str(config),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
     )
     assert broken.returncode == 1
     assert "ContainerNotFound" in broken.stdout + broken.stderr

@@ -13,11 +13,15 @@ import pytest
 from daybreak import demo, graph
 from daybreak.config import Settings, load_settings
 from daybreak.materialize import materialize, run_inputs
-from tests.conftest import DEMO_END, ROOT, RUN_DATE, write_config
+from tests.conftest import ROOT, RUN_DATE, write_config
 
 INGESTION = [
-    "uk_orders_azure", "de_orders_azure", "it_orders_azure", "jp_orders_azure",
-    "uk_new_names", "uk_products_sku",
+    "uk_orders_azure",
+    "de_orders_azure",
+    "it_orders_azure",
+    "jp_orders_azure",
+    "uk_new_names",
+    "uk_products_sku",
 ]
 
 
@@ -25,7 +29,11 @@ def run_cli(*args: str, config: Path, check: bool = False) -> subprocess.Complet
     env = {k: v for k, v in os.environ.items() if not k.startswith("DAYBREAK_")}
     proc = subprocess.run(
         [sys.executable, str(ROOT / "runner.py"), *args, "--config", str(config)],
-        capture_output=True, text=True, env=env, cwd=ROOT, timeout=300,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=300,
     )
     if check:
         assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -53,7 +61,10 @@ def test_markets_come_from_config(tmp_path: Path) -> None:
 
 def test_selection_by_group_and_unknown_names(settings: Settings) -> None:
     assets = graph.catalogue(graph.build_driver(settings))
-    assert graph.select(assets, ["azure_ingestion_reference"]) == ["uk_new_names", "uk_products_sku"]
+    assert graph.select(assets, ["azure_ingestion_reference"]) == [
+        "uk_new_names",
+        "uk_products_sku",
+    ]
     with pytest.raises(graph.SelectionError, match="unknown asset or group 'uk_order'"):
         graph.select(assets, ["uk_order"])
 

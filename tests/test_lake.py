@@ -43,7 +43,9 @@ def test_good_file_is_typed_trimmed_and_complete(tmp_path: Path) -> None:
     assert got[0][3] is None and got[0][4] is None  # blank optional fields are NULL
     assert str(got[1][2]) == "5.00" and got[1][4] == "WINTER10"
     assert got[0][5] == "2026-03-01 09:15:00"
-    types = dict(duckdb.sql(f"DESCRIBE SELECT * FROM '{dest}'").fetchall()[i][:2] for i in range(11))
+    types = dict(
+        duckdb.sql(f"DESCRIBE SELECT * FROM '{dest}'").fetchall()[i][:2] for i in range(11)
+    )
     assert types["unit_price"] == "DECIMAL(12,2)" and types["order_ts"] == "TIMESTAMP"
 
 
@@ -60,15 +62,19 @@ def test_columns_may_come_in_any_order(tmp_path: Path) -> None:
     ("content", "expected"),
     [
         pytest.param(b"", "empty file (0 bytes)", id="zero-bytes"),
-        pytest.param(csv_text(), "line 2: no data rows: the file has only a header", id="header-only"),
+        pytest.param(
+            csv_text(), "line 2: no data rows: the file has only a header", id="header-only"
+        ),
         pytest.param(
             csv_text(*GOOD, header=HEADER.replace("unit_price", "price")),
             "line 1, column 'unit_price': missing column",
             id="renamed-column",
         ),
         pytest.param(
-            csv_text("UK-1,1,2026-03-01 09:15:00,C1,SKU-1,2,10.50,,,completed",
-                     header=HEADER.rsplit(",", 1)[0]),
+            csv_text(
+                "UK-1,1,2026-03-01 09:15:00,C1,SKU-1,2,10.50,,,completed",
+                header=HEADER.rsplit(",", 1)[0],
+            ),
             "line 1, column 'promo_code': missing column",
             id="missing-column",
         ),

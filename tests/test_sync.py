@@ -9,12 +9,12 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from dataflows import resources
 from daybreak import datasets
 from daybreak.config import Settings, load_settings
 from daybreak.sources import LocalSource, UnsafeBlobName, check_blob_name
 from daybreak.state import StateStore
 from daybreak.sync import SyncContext, SyncFailed, SyncReport, sync_dataset
-from dataflows import resources
 from tests.conftest import DEMO_END, RUN_DATE, write_config
 
 UK = datasets.orders("UK")
@@ -43,7 +43,9 @@ def landing_file(settings: Settings, day: dt.date) -> Path:
 
 def lake_rows(settings: Settings, where: str = "true") -> int:
     pattern = settings.paths.lake / "orders" / "market=UK" / "**" / "*.parquet"
-    return duckdb.sql(f"SELECT count(*) FROM read_parquet('{pattern}') WHERE {where}").fetchall()[0][0]
+    return duckdb.sql(f"SELECT count(*) FROM read_parquet('{pattern}') WHERE {where}").fetchall()[
+        0
+    ][0]
 
 
 def rewrite(path: Path, keep_lines: int | None = None, append: str = "") -> None:
@@ -74,7 +76,8 @@ def test_lake_is_partitioned_by_market_and_year_one_file_per_source_file(
     folder = demo_settings.paths.lake / "orders" / "market=UK" / "year=2026"
     assert len(list(folder.glob("ingest_orders_2026*.parquet"))) == DAYS
     row = duckdb.sql(
-        f"SELECT market, file_date, source_blob FROM '{folder}/ingest_orders_20260331.parquet' LIMIT 1"
+        "SELECT market, file_date, source_blob "
+        f"FROM '{folder}/ingest_orders_20260331.parquet' LIMIT 1"
     ).fetchall()[0]
     assert row == ("UK", DEMO_END, f"{UK.prefix}2026/ingest_orders_20260331.csv")
 
@@ -117,13 +120,17 @@ def test_deleted_blob_is_reported_and_retired_from_the_lake(demo_settings: Setti
 
 def test_lake_file_removed_by_hand_is_synced_again(demo_settings: Settings) -> None:
     sync_uk(demo_settings)
-    lake_file = demo_settings.paths.lake / "orders/market=UK/year=2026/ingest_orders_20260330.parquet"
+    lake_file = (
+        demo_settings.paths.lake / "orders/market=UK/year=2026/ingest_orders_20260330.parquet"
+    )
     lake_file.unlink()
     assert sync_uk(demo_settings).files_synced == 1
     assert lake_file.exists()
 
 
-def test_bad_file_is_quarantined_others_sync_and_earlier_data_stays(demo_settings: Settings) -> None:
+def test_bad_file_is_quarantined_others_sync_and_earlier_data_stays(
+    demo_settings: Settings,
+) -> None:
     sync_uk(demo_settings)
     bad_day = DEMO_END - dt.timedelta(days=2)
     bad = landing_file(demo_settings, bad_day)
@@ -192,8 +199,17 @@ def test_unexpected_or_hostile_names_are_rejected_and_the_rest_sync(
 
 @pytest.mark.parametrize(
     "name",
-    ["../etc/passwd", "UK/../../x.csv", "/abs/x.csv", "C:/x.csv", "UK\\x.csv", "UK/\x00.csv",
-     "UK//x.csv", "UK/./x.csv", ""],
+    [
+        "../etc/passwd",
+        "UK/../../x.csv",
+        "/abs/x.csv",
+        "C:/x.csv",
+        "UK\\x.csv",
+        "UK/\x00.csv",
+        "UK//x.csv",
+        "UK/./x.csv",
+        "",
+    ],
 )
 def test_check_blob_name_refuses_names_that_escape(name: str) -> None:
     with pytest.raises(UnsafeBlobName):

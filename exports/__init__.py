@@ -1,0 +1,1 @@
+"""Tableau exports: DuckDB -> Parquet -> Hyper -> Tableau Server (arrives with its own issue)."""
