@@ -104,7 +104,6 @@ def azurite_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
                 "0",
                 "--inMemoryPersistence",
                 "--disableTelemetry",
-                "--skipApiVersionCheck",
             ],
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -126,6 +125,8 @@ def azurite_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         proc.wait(timeout=30)
 
 
+# Azurite 3.35 rejects the SDK's default (newest) API version; daybreak's config can pin one.
+AZURITE_API_VERSION = "2025-11-05"
 DEV_ACCOUNT_KEY = (
     "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
 )
@@ -141,7 +142,7 @@ def azurite(azurite_endpoint: str) -> Iterator[tuple[str, str]]:
         f"AccountKey={DEV_ACCOUNT_KEY};BlobEndpoint={azurite_endpoint};"
     )
     container = f"qi-{uuid.uuid4().hex[:12]}"
-    service = BlobServiceClient.from_connection_string(connection)
+    service = BlobServiceClient.from_connection_string(connection, api_version=AZURITE_API_VERSION)
     service.create_container(container)
     yield connection, container
     service.delete_container(container)

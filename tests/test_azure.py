@@ -17,16 +17,25 @@ from daybreak import datasets, demo, graph
 from daybreak.config import Settings, load_settings
 from daybreak.materialize import materialize, run_inputs
 from daybreak.sync import SyncFailed, sync_dataset
-from tests.conftest import DEMO_END, DEV_ACCOUNT_KEY, ROOT, RUN_DATE, write_config
+from tests.conftest import (
+    AZURITE_API_VERSION,
+    DEMO_END,
+    DEV_ACCOUNT_KEY,
+    ROOT,
+    RUN_DATE,
+    write_config,
+)
 
 pytestmark = pytest.mark.azurite
 UK = datasets.orders("UK")
 
 
 def azure_settings(folder: Path, connection: str, container: str) -> Settings:
-    config = write_config(
-        folder, f'\n[source]\nbackend = "azure"\n[source.azure]\ncontainer = "{container}"\n'
+    source = (
+        '\n[source]\nbackend = "azure"\n[source.azure]\n'
+        f'container = "{container}"\napi_version = "{AZURITE_API_VERSION}"\n'
     )
+    config = write_config(folder, source)
     return load_settings(config, environ={"AZURE_STORAGE_CONNECTION_STRING": connection})
 
 
@@ -47,7 +56,9 @@ def local_and_azure(
     connection, container = azurite
     local = load_settings(write_config(tmp_path / "local"), environ={})
     demo.generate(local, end=DEMO_END)
-    client = ContainerClient.from_connection_string(connection, container)
+    client = ContainerClient.from_connection_string(
+        connection, container, api_version=AZURITE_API_VERSION
+    )
     assert upload_tree(local.paths.landing, client) == 4 * 40 + 2
     return local, azure_settings(tmp_path / "azure", connection, container), client
 
