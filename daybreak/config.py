@@ -105,6 +105,27 @@ class IngestionConfig(_Strict):
     on_bad_file: Literal["fail", "warn"] = "fail"
 
 
+class SharePointConfig(_Strict):
+    """Where the budget workbook lives in SharePoint; the app's credentials come from the env."""
+
+    site_hostname: str
+    site_path: str
+    authority_host: str = "https://login.microsoftonline.com"
+    graph_url: str = "https://graph.microsoft.com/v1.0"
+    max_attempts: Annotated[int, Field(ge=1, le=20)] = 5
+    backoff_seconds: Annotated[float, Field(ge=0, strict=False)] = 2.0
+
+
+class BudgetConfig(_Strict):
+    """Finance's budget workbook: from the local landing zone or from SharePoint."""
+
+    source: Literal["local", "sharepoint"] = "local"
+    # Path inside the SharePoint drive; locally, inside <landing>/sharepoint/.
+    file: str = "Budget/Daily Sales Budget.xlsx"
+    keep_downloads: Annotated[int, Field(ge=1, le=1000)] = 10
+    sharepoint: SharePointConfig | None = None
+
+
 class DemoConfig(_Strict):
     """The generated demo landing zone (embedded default and benchmarks)."""
 
@@ -126,6 +147,7 @@ class _File(_Strict):
     paths: Paths = Paths()
     source: SourceConfig = SourceConfig()
     ingestion: IngestionConfig = IngestionConfig()
+    budget: BudgetConfig = BudgetConfig()
     demo: DemoConfig = DemoConfig()
     markets: Annotated[
         dict[Annotated[str, AfterValidator(_market_code)], Market], Field(min_length=1)
@@ -135,23 +157,35 @@ class _File(_Strict):
 
 @dataclass(frozen=True)
 class Secrets:
-    """Credentials read from the environment (or .env). Never logged: see daybreak.logs."""
+    """Credentials read from the environment (or .env). Never logged: see daybreak.logs.
+
+    Tenant and client ids identify the app registration and may appear in error messages;
+    everything typed SecretStr is masked everywhere.
+    """
 
     azure_connection_string: SecretStr | None = None
     azure_account_key: SecretStr | None = None
     azure_sas_token: SecretStr | None = None
+    sharepoint_tenant_id: str | None = None
+    sharepoint_client_id: str | None = None
+    sharepoint_client_secret: SecretStr | None = None
 
     ENV: ClassVar[dict[str, str]] = {
         "azure_connection_string": "AZURE_STORAGE_CONNECTION_STRING",
         "azure_account_key": "AZURE_STORAGE_ACCOUNT_KEY",
         "azure_sas_token": "AZURE_STORAGE_SAS_TOKEN",
+        "sharepoint_tenant_id": "SHAREPOINT_TENANT_ID",
+        "sharepoint_client_id": "SHAREPOINT_CLIENT_ID",
+        "sharepoint_client_secret": "SHAREPOINT_CLIENT_SECRET",
     }
+    _PLAIN: ClassVar[frozenset[str]] = frozenset({"sharepoint_tenant_id", "sharepoint_client_id"})
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> Secrets:
-        values = {
-            field: SecretStr(environ[var]) for field, var in cls.ENV.items() if environ.get(var)
-        }
+        values: dict[str, Any] = {}
+        for field, var in cls.ENV.items():
+            if environ.get(var):
+                values[field] = environ[var] if field in cls._PLAIN else SecretStr(environ[var])
         return cls(**values)
 
     def values(self) -> list[str]:
@@ -159,7 +193,7 @@ class Secrets:
         found = []
         for field in self.ENV:
             secret = getattr(self, field)
-            if secret is not None:
+            if isinstance(secret, SecretStr):
                 found.append(secret.get_secret_value())
         return found
 
@@ -172,6 +206,7 @@ class Settings:
     paths: Paths
     source: SourceConfig
     ingestion: IngestionConfig
+    budget: BudgetConfig
     demo: DemoConfig
     markets: dict[str, Market]
     jobs: dict[str, JobConfig]
@@ -263,6 +298,7 @@ def load_settings(
         paths=paths,
         source=parsed.source,
         ingestion=parsed.ingestion,
+        budget=parsed.budget,
         demo=parsed.demo,
         markets=dict(parsed.markets),
         jobs=dict(parsed.jobs),
@@ -273,6 +309,23 @@ def load_settings(
 
 
 def _check_cross_fields(settings: Settings) -> None:
+    budget = settings.budget
+    if budget.source == "sharepoint":
+        if budget.sharepoint is None:
+            raise ConfigError(
+                f"{settings.config_path}: budget.sharepoint: missing value (budget.source = "
+                "'sharepoint' needs [budget.sharepoint] with site_hostname and site_path)"
+            )
+        missing = [
+            var
+            for field, var in Secrets.ENV.items()
+            if field.startswith("sharepoint_") and getattr(settings.secrets, field) is None
+        ]
+        if missing:
+            raise ConfigError(
+                f"{settings.config_path}: budget.source = 'sharepoint' needs "
+                f"{', '.join(missing)} in the environment or .env"
+            )
     source = settings.source
     if source.backend == "azure":
         if source.azure is None:

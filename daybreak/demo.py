@@ -1,7 +1,8 @@
 """A realistic demo landing zone, laid out exactly like the Azure container.
 
 For each configured market: one order CSV per day for the last `demo.days` days up to yesterday,
-with `demo.rows_per_day` order lines each, plus the UK reference files. Rows come from DuckDB
+with `demo.rows_per_day` order lines each, plus the UK reference files and Finance's budget
+workbook (under `sharepoint/`, as it sits in the SharePoint drive). Rows come from DuckDB
 SQL seeded by hash(seed, market, day, row), so the same seed gives the same files (for one DuckDB
 version) and large benchmark scales generate in bulk, not row by row in Python.
 
@@ -11,9 +12,12 @@ version) and large benchmark scales generate in bulk, not row by row in Python.
 from __future__ import annotations
 
 import argparse
+import calendar
 import datetime as dt
 import os
+import re
 import sys
+import zipfile
 from pathlib import Path
 
 import duckdb
@@ -95,6 +99,106 @@ def _new_names_sql(seed: int, rows: int, first_day: dt.date, days: int) -> str:
     """
 
 
+def store_cached_values(path: Path, sheet_index: int, values: dict[str, object]) -> None:
+    """Give formula cells the cached values Excel would have saved (openpyxl cannot compute).
+
+    openpyxl writes a formula cell as `<c r="F5"><f>...</f><v /></c>`; this fills in `<v>`.
+    """
+    member = f"xl/worksheets/sheet{sheet_index + 1}.xml"
+    with zipfile.ZipFile(path) as src:
+        contents = {info: src.read(info.filename) for info in src.infolist()}
+    for info, data in contents.items():
+        if info.filename == member:
+            xml = data.decode("utf-8")
+            for cell, value in values.items():
+                pattern = re.compile(rf'(<c r="{cell}"[^>]*><f>[^<]*</f>)<v\s*/>')
+                xml, count = pattern.subn(rf"\g<1><v>{value}</v>", xml)
+                if count != 1:
+                    raise ValueError(f"{member}: no formula cell {cell} to give a value")
+            contents[info] = xml.encode("utf-8")
+    tmp = path.with_name(f".{path.name}.tmp")
+    with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as out:
+        for info, data in contents.items():
+            out.writestr(info, data)
+    os.replace(tmp, path)
+
+
+def _daily_budget(rows: int, market: str, currency: str, day: dt.date) -> float:
+    factor, digits = _PRICE_FACTOR.get(currency, (1.0, 2))
+    weekday = (0.92, 0.95, 0.97, 1.0, 1.08, 1.15, 1.05)[day.weekday()]
+    ambition = 1 + (sum(map(ord, market)) % 9 - 4) / 100  # each market's target differs a little
+    # About what the demo orders bring in: ~42 per unit, ~2.5 units a line, less returns.
+    return round(rows * 98.0 * factor * weekday * ambition, digits)
+
+
+def write_budget_workbook(settings: Settings, dest: Path, first: dt.date, last: dt.date) -> None:
+    """Finance's budget workbook in its wide SharePoint layout (see daybreak.budget)."""
+    from openpyxl import Workbook
+    from openpyxl.utils import get_column_letter
+
+    rows = settings.demo.rows_per_day
+    markets = list(settings.markets.items())
+    years = list(range(first.year, last.year + 1))
+    wb = Workbook()
+    wb.remove(wb.active)
+    totals: list[dict[str, object]] = []
+    for year in years:
+        ws = wb.create_sheet(f"Budget {year}")
+        ws["A1"] = "QI daily sales budget"
+        ws.merge_cells("A1:F1")
+        ws["A2"], ws["B2"] = "Budget year", year
+        ws["A3"] = "Amounts in each market's currency; rates on the 'Exchange rates' sheet"
+        top = 5
+        ws.cell(top, 1, "Market")
+        ws.cell(top, 2, "Currency")
+        # The latest year is budgeted by day; earlier years by month, spread to days on load.
+        if year == years[-1]:
+            start = dt.date(year, 1, 1)
+            periods = [
+                [start + dt.timedelta(days=i)] for i in range(366 if calendar.isleap(year) else 365)
+            ]
+            headers: list[object] = [dt.datetime.combine(p[0], dt.time()) for p in periods]
+        else:
+            periods = [
+                [dt.date(year, m, d) for d in range(1, calendar.monthrange(year, m)[1] + 1)]
+                for m in range(1, 13)
+            ]
+            headers = [f"{year}-{m:02d}" for m in range(1, 13)]
+        for i, header in enumerate(headers):
+            ws.cell(top, 3 + i, header)
+        total_col = 3 + len(headers)
+        ws.cell(top, total_col, "Total")
+        cached: dict[str, object] = {}
+        for r, (code, market) in enumerate(markets, start=top + 1):
+            ws.cell(r, 1, code)
+            ws.cell(r, 2, market.currency)
+            total = 0.0
+            for i, days in enumerate(periods):
+                amount = sum(_daily_budget(rows, code, market.currency, d) for d in days)
+                amount = round(amount, _PRICE_FACTOR.get(market.currency, (1.0, 2))[1])
+                ws.cell(r, 3 + i, amount)
+                total += amount
+            last_col = get_column_letter(total_col - 1)
+            ws.cell(r, total_col, f"=SUM(C{r}:{last_col}{r})")
+            cached[f"{get_column_letter(total_col)}{r}"] = round(total, 2)
+        # Finance merges the currency cell of neighbouring markets that share one.
+        for r in range(top + 1, top + len(markets)):
+            if markets[r - top - 1][1].currency == markets[r - top][1].currency:
+                ws.merge_cells(start_row=r, start_column=2, end_row=r + 1, end_column=2)
+        totals.append(cached)
+    rates = wb.create_sheet("Exchange rates")
+    rates.append(["Year", "Currency", "Local per GBP"])
+    for year in years:
+        for currency in sorted({m.currency for _, m in markets}):
+            rates.append([year, currency, _PRICE_FACTOR.get(currency, (1.0, 2))[0]])
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(f".{dest.name}.tmp")
+    wb.save(tmp)
+    for index, cached in enumerate(totals):
+        store_cached_values(tmp, index, cached)
+    os.replace(tmp, dest)
+
+
 def _write(con: duckdb.DuckDBPyConnection, sql: str, dest: Path) -> None:
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(f".{dest.name}.tmp")
@@ -138,7 +242,8 @@ def generate(
         written += 2
     finally:
         con.close()
-    return written
+    write_budget_workbook(settings, root / "sharepoint" / settings.budget.file, first, last)
+    return written + 1
 
 
 def is_empty(folder: Path) -> bool:

@@ -24,15 +24,16 @@ class SelectionError(ValueError):
 
 def dataflow_modules() -> list[ModuleType]:
     """The Hamilton modules that make up daybreak's graph, in stage order."""
-    from dataflows import ingestion, resources
+    from dataflows import budget, ingestion, resources
 
-    return [resources, ingestion]
+    return [resources, ingestion, budget]
 
 
 def hamilton_config(settings: Settings) -> dict[str, Any]:
     """Config Hamilton resolves the graph with (which variants, which markets)."""
     return {
         "source_backend": settings.source.backend,
+        "budget_source": settings.budget.source,
         "markets": settings.market_codes,
         # @resolve, which expands per-market assets from config, needs this.
         "hamilton.enable_power_user_mode": True,

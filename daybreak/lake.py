@@ -118,9 +118,23 @@ def _select_list(dataset: CsvDataset, extra: dict[str, str]) -> str:
     return ", ".join(parts)
 
 
-def _fsync(path: Path) -> None:
-    with path.open("r+b") as fh:
-        os.fsync(fh.fileno())
+@contextlib.contextmanager
+def atomic_path(dest: Path) -> Iterator[Path]:
+    """A hidden temporary path beside `dest`; on success it is flushed and renamed onto `dest`.
+
+    On an exception (or a kill) `dest` keeps its previous content and the temporary file is
+    removed (or, after a kill, cleaned by the next `clean_stale_tmp`).
+    """
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:8]}{TMP_SUFFIX}")
+    try:
+        yield tmp
+        with tmp.open("r+b") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, dest)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
 
 
 def convert_csv(
@@ -151,22 +165,17 @@ def convert_csv(
         "dateformat='%Y-%m-%d', timestampformat='%Y-%m-%d %H:%M:%S', "
         "store_rejects=true, rejects_table='rejects', rejects_scan='rejects_scan')"
     )
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:8]}{TMP_SUFFIX}")
     try:
-        rows = con.execute(
-            f"COPY (SELECT {_select_list(dataset, extra or {})} FROM {reader}) "
-            f"TO {sql_string(str(tmp))} (FORMAT parquet, COMPRESSION zstd)"
-        ).fetchall()[0][0]
-        _raise_for_rejects(con, name)
-        _raise_for_blank_required(con, tmp, reader, dataset, name)
-        if rows == 0:
-            raise BadFile(name, [Problem("no data rows: the file has only a header", line=2)])
-        _fsync(tmp)
-        os.replace(tmp, dest)
+        with atomic_path(dest) as tmp:
+            rows = con.execute(
+                f"COPY (SELECT {_select_list(dataset, extra or {})} FROM {reader}) "
+                f"TO {sql_string(str(tmp))} (FORMAT parquet, COMPRESSION zstd)"
+            ).fetchall()[0][0]
+            _raise_for_rejects(con, name)
+            _raise_for_blank_required(con, tmp, reader, dataset, name)
+            if rows == 0:
+                raise BadFile(name, [Problem("no data rows: the file has only a header", line=2)])
     finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
         with contextlib.suppress(duckdb.Error):
             con.execute("DROP TABLE IF EXISTS rejects; DROP TABLE IF EXISTS rejects_scan")
     return int(rows)
