@@ -66,7 +66,7 @@ def _keep(fetched: Path, folder: Path, name: str, keep: int) -> Path:
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")
     target = folder / f"{stamp}__{name}"
     os.replace(fetched, target)
-    for old in (snapshots + [target])[:-keep]:
+    for old in [*snapshots, target][:-keep]:
         old.unlink()
     return target
 

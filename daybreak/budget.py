@@ -77,10 +77,14 @@ class BudgetTable:
     years: list[int] = field(default_factory=list)
 
 
+def sheet_name(title: str) -> str:
+    """A sheet name the way Excel writes it in a reference (quoted when it has spaces)."""
+    return title if re.fullmatch(r"\w+", title) else f"'{title}'"
+
+
 def ref(ws: Worksheet, row: int, col: int) -> str:
-    """`Sheet!A1` the way Excel writes it (quoted when the name has spaces)."""
-    title = ws.title if re.fullmatch(r"\w+", ws.title) else f"'{ws.title}'"
-    return f"{title}!{get_column_letter(col)}{row}"
+    """`Sheet!A1` the way Excel writes it."""
+    return f"{sheet_name(ws.title)}!{get_column_letter(col)}{row}"
 
 
 class _Sheet:
@@ -228,7 +232,7 @@ def _read_rates(sheet: _Sheet, problems: list[str]) -> dict[tuple[int, str], Dec
     header = _find_header(sheet, RATES_HEADER)
     if header is None:
         problems.append(
-            f"{sheet.ws.title}: header row not found (expected 'Year', 'Currency', "
+            f"{sheet_name(sheet.ws.title)}: header row not found (expected 'Year', 'Currency', "
             f"'Local per GBP' side by side in the first {_SCAN_ROWS} rows)"
         )
         return {}
@@ -268,8 +272,8 @@ def _budget_rows(
     header = _find_header(sheet, ("market", "currency"))
     if header is None:
         problems.append(
-            f"{sheet.ws.title}: header row not found (expected 'Market' and 'Currency' side by "
-            f"side in the first {_SCAN_ROWS} rows)"
+            f"{sheet_name(sheet.ws.title)}: header row not found (expected 'Market' and 'Currency' "
+            f"side by side in the first {_SCAN_ROWS} rows)"
         )
         return
     top, left = header
@@ -296,7 +300,8 @@ def _budget_rows(
             continue
         if market in markets_seen:
             problems.append(
-                f"{sheet.ref(row, left)}: market {market} appears twice (also {markets_seen[market]})"
+                f"{sheet.ref(row, left)}: market {market} appears twice "
+                f"(also {markets_seen[market]})"
             )
             continue
         markets_seen[market] = sheet.ref(row, left)
@@ -365,8 +370,8 @@ def read_budget(
                 if (year, currency) not in missing_rates and rates_sheet is not None:
                     missing_rates.add((year, currency))
                     problems.append(
-                        f"{RATES_SHEET}: missing exchange rate for {currency} in {year} "
-                        f"(needed by {sheet.ws.title})"
+                        f"{sheet_name(RATES_SHEET)}: missing exchange rate for {currency} "
+                        f"in {year} (needed by {sheet_name(sheet.ws.title)})"
                     )
                 continue
             rows[(day, market)] = (year, currency, amount, rate, cell)

@@ -13,6 +13,7 @@ message.
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
 import hashlib
 import logging
@@ -125,8 +126,8 @@ class GraphClient:
         detail = f"{error}: {description[0]}" if description else error
         if error == "invalid_client":
             hint = (
-                f"check SHAREPOINT_CLIENT_SECRET for app (client id) {self.client_id}: it is wrong, "
-                "expired, or belongs to another app registration"
+                f"check SHAREPOINT_CLIENT_SECRET for app (client id) {self.client_id}: it is "
+                "wrong, expired, or belongs to another app registration"
             )
         elif error in ("unauthorized_client", "invalid_request") or "AADSTS700016" in detail:
             hint = (
@@ -177,10 +178,8 @@ class GraphClient:
 
     def _explain_refusal(self, response: requests.Response, what: str) -> str:
         code = ""
-        try:
+        with contextlib.suppress(ValueError):  # not every refusal has a JSON body
             code = response.json().get("error", {}).get("code", "")
-        except ValueError:
-            pass
         status = f"HTTP {response.status_code}" + (f" {code}" if code else "")
         if response.status_code == 401:
             hint = (
