@@ -60,7 +60,7 @@ def write_config(folder: Path, extra: str = "", *, days: int = 40, rows: int = 2
         rows_per_day = {rows}
 
         [jobs.daily_sales_flow]
-        select = ["azure_ingestion_orders", "azure_ingestion_reference"]
+        select = ["azure_ingestion_orders", "azure_ingestion_reference", "budget_ingestion"]
         """)
         + MARKETS
         + textwrap.dedent(extra),

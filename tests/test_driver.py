@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -23,6 +24,7 @@ INGESTION = [
     "uk_new_names",
     "uk_products_sku",
 ]
+ALL_ASSETS = [*INGESTION, "daily_sales_budget_exchange_ingest"]
 
 
 def run_cli(*args: str, config: Path, check: bool = False) -> subprocess.CompletedProcess[str]:
@@ -42,12 +44,14 @@ def run_cli(*args: str, config: Path, check: bool = False) -> subprocess.Complet
 
 def test_catalogue_lists_ingestion_assets_with_groups_and_descriptions(settings: Settings) -> None:
     assets = graph.catalogue(graph.build_driver(settings))
-    assert sorted(assets) == sorted(INGESTION)
+    assert sorted(assets) == sorted(ALL_ASSETS)
     assert assets["jp_orders_azure"].group == "azure_ingestion_orders"
+    assert assets["daily_sales_budget_exchange_ingest"].group == "budget_ingestion"
     assert assets["uk_products_sku"].group == "azure_ingestion_reference"
     assert assets["de_orders_azure"].description.startswith("Daily order lines of one market (DE)")
     # Plumbing (settings, source, state) is not an asset.
-    assert "landing_source" not in assets and "sync_context" not in assets
+    for plumbing in ("landing_source", "sync_context", "budget_workbook", "budget_long"):
+        assert plumbing not in assets
 
 
 def test_markets_come_from_config(tmp_path: Path) -> None:
@@ -96,7 +100,7 @@ def test_runner_materialize_prints_summary_and_reruns_sync_nothing(tmp_path: Pat
     config = write_config(tmp_path, days=5, rows=10)
     demo.generate(load_settings(config, environ={}))
     first = run_cli("materialize", "uk_orders_azure", "uk_products_sku", config=config, check=True)
-    assert "uk_orders_azure  success" in first.stdout
+    assert re.search(r"uk_orders_azure +success", first.stdout)
     assert "backfill: 50 rows from 5 files" in first.stdout
     assert "Synced 50 rows" in first.stderr
     assert "2 of 2 assets succeeded" in first.stdout
@@ -119,8 +123,9 @@ def test_runner_exit_codes_for_failures_and_bad_names(tmp_path: Path) -> None:
     next((tmp_path / "landing" / "IT").rglob("*.csv")).write_bytes(b"")
     failed = run_cli("run", "daily_sales_flow", config=config)
     assert failed.returncode == 1
-    assert "it_orders_azure  failed" in failed.stdout and "empty file (0 bytes)" in failed.stdout
-    assert "5 of 6 assets succeeded; failed or skipped: it_orders_azure" in failed.stdout
+    assert re.search(r"it_orders_azure +failed", failed.stdout)
+    assert "empty file (0 bytes)" in failed.stdout
+    assert "6 of 7 assets succeeded; failed or skipped: it_orders_azure" in failed.stdout
     unknown = run_cli("materialize", "nope", config=config)
     assert unknown.returncode == 2 and "unknown asset or group 'nope'" in unknown.stderr
     no_job = run_cli("run", "nightly", config=config)
@@ -130,7 +135,8 @@ def test_runner_exit_codes_for_failures_and_bad_names(tmp_path: Path) -> None:
 def test_runner_assets_json(config_path: Path) -> None:
     out = run_cli("assets", "--json", config=config_path, check=True).stdout
     listed = {a["name"]: a for a in json.loads(out)}
-    assert sorted(listed) == sorted(INGESTION)
+    assert sorted(listed) == sorted(ALL_ASSETS)
+    assert listed["daily_sales_budget_exchange_ingest"]["group"] == "budget_ingestion"
     assert listed["uk_orders_azure"]["group"] == "azure_ingestion_orders"
     assert listed["uk_orders_azure"]["upstream"] == []
     assert "UK" in listed["uk_orders_azure"]["description"]
