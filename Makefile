@@ -23,8 +23,7 @@ $(STAMP): pyproject.toml requirements.lock
 
 bootstrap: $(STAMP)  ## create .venv and install daybreak with its locked dependencies
 
-daily-sales: $(STAMP)  ## run the daily sales flow (generates demo data if the landing zone is empty)
-	$(PY) -m daybreak.demo --if-empty
+daily-sales: $(STAMP)  ## run the daily sales flow (writes demo data first if the landing zone is empty)
 	$(PY) runner.py run daily_sales_flow
 
 demo-data: $(STAMP)  ## (re)write the demo landing zone

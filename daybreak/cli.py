@@ -11,7 +11,7 @@ import logging
 import sys
 from collections.abc import Callable
 
-from daybreak import graph
+from daybreak import demo, graph
 from daybreak.config import ConfigError, Settings, load_settings
 from daybreak.logs import redact, setup_logging
 from daybreak.materialize import format_summary, materialize, run_inputs
@@ -60,6 +60,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def _execute(settings: Settings, names: list[str], full: bool) -> int:
     dr = graph.build_driver(settings)
+    demo.ensure_demo_data(settings)
     assets = graph.catalogue(dr)
     plan = graph.with_upstream(assets, graph.select(assets, names))
     inputs = {"settings": settings, **run_inputs(full_refresh=full)}

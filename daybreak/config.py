@@ -129,6 +129,8 @@ class BudgetConfig(_Strict):
 class DemoConfig(_Strict):
     """The generated demo landing zone (embedded default and benchmarks)."""
 
+    # Write the demo landing zone before a run when the local landing folder is empty.
+    generate_when_empty: bool = True
     seed: int = 42
     days: Annotated[int, Field(ge=1, le=5000)] = 400
     rows_per_day: Annotated[int, Field(ge=1, le=10_000_000)] = 300

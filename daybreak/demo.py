@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import calendar
 import datetime as dt
+import logging
 import os
 import re
 import sys
@@ -25,6 +26,8 @@ import duckdb
 from daybreak import datasets
 from daybreak.config import ConfigError, Settings, load_settings
 from daybreak.lake import sql_string
+
+log = logging.getLogger(__name__)
 
 # Roughly each market's rate against GBP, so prices look local (yen have no pence).
 _PRICE_FACTOR = {"GBP": (1.0, 2), "EUR": (1.17, 2), "JPY": (190.0, 0), "USD": (1.27, 2)}
@@ -248,6 +251,21 @@ def generate(
 
 def is_empty(folder: Path) -> bool:
     return not folder.exists() or not any(p.is_file() for p in folder.rglob("*"))
+
+
+def ensure_demo_data(settings: Settings) -> bool:
+    """Write the demo landing zone if the local landing folder is empty; True if it did."""
+    landing = settings.paths.landing
+    if (
+        settings.source.backend != "local"
+        or not settings.demo.generate_when_empty
+        or not is_empty(landing)
+    ):
+        return False
+    log.info("the landing zone %s is empty: writing demo data ([demo] in the config)", landing)
+    count = generate(settings)
+    log.info("wrote %d demo files", count)
+    return True
 
 
 def main(argv: list[str] | None = None) -> int:

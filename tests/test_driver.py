@@ -148,3 +148,34 @@ def test_config_error_is_one_clear_message(tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert "source.bakend: unknown key" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_runner_writes_demo_data_into_an_empty_landing_zone_first(tmp_path: Path) -> None:
+    config = write_config(tmp_path, days=3, rows=5)
+    proc = run_cli("materialize", "uk_orders_azure", "budget_ingestion", config=config, check=True)
+    assert "is empty: writing demo data" in proc.stderr
+    assert "backfill: 15 rows from 3 files" in proc.stdout
+    assert (tmp_path / "landing" / "sharepoint" / "Budget" / "Daily Sales Budget.xlsx").is_file()
+    again = run_cli("materialize", "uk_orders_azure", config=config, check=True)
+    assert "writing demo data" not in again.stderr
+
+
+def test_runner_with_a_python_lacking_the_dependencies_uses_the_venv(tmp_path: Path) -> None:
+    # -S hides site-packages, as a system Python without daybreak's dependencies would.
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-S",
+            str(ROOT / "runner.py"),
+            "assets",
+            "--json",
+            "--config",
+            str(write_config(tmp_path)),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "uk_orders_azure" in proc.stdout
