@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import re
 import subprocess
+import sys
 import textwrap
 import time
 import uuid
@@ -67,6 +69,24 @@ def write_config(folder: Path, extra: str = "", *, days: int = 40, rows: int = 2
         encoding="utf-8",
     )
     return path
+
+
+def run_runner(
+    *args: str, config: Path, env: dict[str, str] | None = None, check: bool = False
+) -> subprocess.CompletedProcess[str]:
+    """`python runner.py ARGS --config CONFIG` in a real subprocess, as a user would run it."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith("DAYBREAK_")}
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "runner.py"), *args, "--config", str(config)],
+        capture_output=True,
+        text=True,
+        env={**base, **(env or {})},
+        cwd=ROOT,
+        timeout=300,
+    )
+    if check:
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ import duckdb
 from daybreak import demo
 from daybreak.config import load_settings
 from daybreak.lake import TMP_SUFFIX
-from tests.conftest import ROOT, write_config
+from tests.conftest import ROOT, run_runner, write_config
 
 DAYS, ROWS = 12, 60_000
 
@@ -56,20 +56,7 @@ def test_sync_killed_mid_write_leaves_old_or_new_files_only(tmp_path: Path) -> N
     for path in published:  # every visible file is complete and readable
         assert duckdb.sql(f"SELECT count(*) FROM '{path}'").fetchall()[0][0] == ROWS
 
-    rerun = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "runner.py"),
-            "materialize",
-            "uk_orders_azure",
-            "--config",
-            str(config),
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    rerun = run_runner("materialize", "uk_orders_azure", config=config)
     assert rerun.returncode == 0, rerun.stderr
     assert not list(lake_uk.rglob(f"*{TMP_SUFFIX}"))  # leftovers cleaned
     total = duckdb.sql(f"SELECT count(*) FROM read_parquet('{lake_uk}/**/*.parquet')").fetchall()

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import duckdb
@@ -21,8 +18,8 @@ from tests.conftest import (
     AZURITE_API_VERSION,
     DEMO_END,
     DEV_ACCOUNT_KEY,
-    ROOT,
     RUN_DATE,
+    run_runner,
     write_config,
 )
 
@@ -148,21 +145,8 @@ def test_hostile_blob_name_is_rejected_and_the_rest_sync(local_and_azure) -> Non
 
 def test_runner_against_azurite_counts_rows_and_never_prints_the_key(local_and_azure) -> None:
     _, azure, _ = local_and_azure
-    env = {**os.environ, "AZURE_STORAGE_CONNECTION_STRING": _connection(azure)}
-    proc = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "runner.py"),
-            "materialize",
-            *AZURE_GROUPS,
-            "--config",
-            str(azure.config_path),
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-    )
+    env = {"AZURE_STORAGE_CONNECTION_STRING": _connection(azure)}
+    proc = run_runner("materialize", *AZURE_GROUPS, config=azure.config_path, env=env)
     assert proc.returncode == 0, proc.stderr
     assert "backfill: 1,000 rows from 40 files" in proc.stdout
     assert DEV_ACCOUNT_KEY not in proc.stdout + proc.stderr
@@ -170,20 +154,7 @@ def test_runner_against_azurite_counts_rows_and_never_prints_the_key(local_and_a
     # A wrong container fails the assets with the server's answer, still without the key.
     config = azure.config_path
     config.write_text(config.read_text().replace('container = "qi-', 'container = "missing-'))
-    broken = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "runner.py"),
-            "materialize",
-            "uk_orders_azure",
-            "--config",
-            str(config),
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-    )
+    broken = run_runner("materialize", "uk_orders_azure", config=config, env=env)
     assert broken.returncode == 1
     assert "ContainerNotFound" in broken.stdout + broken.stderr
     assert DEV_ACCOUNT_KEY not in broken.stdout + broken.stderr

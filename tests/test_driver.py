@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
@@ -14,7 +13,7 @@ import pytest
 from daybreak import demo, graph
 from daybreak.config import Settings, load_settings
 from daybreak.materialize import materialize, run_inputs
-from tests.conftest import ROOT, RUN_DATE, write_config
+from tests.conftest import ROOT, RUN_DATE, run_runner, write_config
 
 INGESTION = [
     "uk_orders_azure",
@@ -25,21 +24,6 @@ INGESTION = [
     "uk_products_sku",
 ]
 ALL_ASSETS = [*INGESTION, "daily_sales_budget_exchange_ingest"]
-
-
-def run_cli(*args: str, config: Path, check: bool = False) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DAYBREAK_")}
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "runner.py"), *args, "--config", str(config)],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=ROOT,
-        timeout=300,
-    )
-    if check:
-        assert proc.returncode == 0, proc.stdout + proc.stderr
-    return proc
 
 
 def test_catalogue_lists_ingestion_assets_with_groups_and_descriptions(settings: Settings) -> None:
@@ -99,20 +83,22 @@ def test_a_failing_asset_does_not_stop_the_others(demo_settings: Settings) -> No
 def test_runner_materialize_prints_summary_and_reruns_sync_nothing(tmp_path: Path) -> None:
     config = write_config(tmp_path, days=5, rows=10)
     demo.generate(load_settings(config, environ={}))
-    first = run_cli("materialize", "uk_orders_azure", "uk_products_sku", config=config, check=True)
+    first = run_runner(
+        "materialize", "uk_orders_azure", "uk_products_sku", config=config, check=True
+    )
     assert re.search(r"uk_orders_azure +success", first.stdout)
     assert "backfill: 50 rows from 5 files" in first.stdout
     assert "Synced 50 rows" in first.stderr
     assert "2 of 2 assets succeeded" in first.stdout
-    again = run_cli("materialize", "uk_orders_azure", config=config, check=True)
+    again = run_runner("materialize", "uk_orders_azure", config=config, check=True)
     assert "0 rows from 0 files (5 unchanged" in again.stdout
 
 
 def test_runner_run_job_and_full_refresh(tmp_path: Path) -> None:
     config = write_config(tmp_path, days=3, rows=1500)
     demo.generate(load_settings(config, environ={}))
-    run_cli("run", "daily_sales_flow", config=config, check=True)
-    full = run_cli("materialize", "jp_orders_azure", "--full", config=config, check=True)
+    run_runner("run", "daily_sales_flow", config=config, check=True)
+    full = run_runner("materialize", "jp_orders_azure", "--full", config=config, check=True)
     assert "backfill: 4,500 rows from 3 files" in full.stdout
     assert "Synced 4,500 rows" in full.stderr
 
@@ -121,19 +107,19 @@ def test_runner_exit_codes_for_failures_and_bad_names(tmp_path: Path) -> None:
     config = write_config(tmp_path, days=2, rows=5)
     demo.generate(load_settings(config, environ={}))
     next((tmp_path / "landing" / "IT").rglob("*.csv")).write_bytes(b"")
-    failed = run_cli("run", "daily_sales_flow", config=config)
+    failed = run_runner("run", "daily_sales_flow", config=config)
     assert failed.returncode == 1
     assert re.search(r"it_orders_azure +failed", failed.stdout)
     assert "empty file (0 bytes)" in failed.stdout
     assert "6 of 7 assets succeeded; failed or skipped: it_orders_azure" in failed.stdout
-    unknown = run_cli("materialize", "nope", config=config)
+    unknown = run_runner("materialize", "nope", config=config)
     assert unknown.returncode == 2 and "unknown asset or group 'nope'" in unknown.stderr
-    no_job = run_cli("run", "nightly", config=config)
+    no_job = run_runner("run", "nightly", config=config)
     assert no_job.returncode == 2 and "unknown job 'nightly'" in no_job.stderr
 
 
 def test_runner_assets_json(config_path: Path) -> None:
-    out = run_cli("assets", "--json", config=config_path, check=True).stdout
+    out = run_runner("assets", "--json", config=config_path, check=True).stdout
     listed = {a["name"]: a for a in json.loads(out)}
     assert sorted(listed) == sorted(ALL_ASSETS)
     assert listed["daily_sales_budget_exchange_ingest"]["group"] == "budget_ingestion"
@@ -144,7 +130,7 @@ def test_runner_assets_json(config_path: Path) -> None:
 
 def test_config_error_is_one_clear_message(tmp_path: Path) -> None:
     config = write_config(tmp_path, "\n[source]\nbakend = 'local'\n")
-    proc = run_cli("assets", config=config)
+    proc = run_runner("assets", config=config)
     assert proc.returncode == 2
     assert "source.bakend: unknown key" in proc.stderr
     assert "Traceback" not in proc.stderr
@@ -152,11 +138,13 @@ def test_config_error_is_one_clear_message(tmp_path: Path) -> None:
 
 def test_runner_writes_demo_data_into_an_empty_landing_zone_first(tmp_path: Path) -> None:
     config = write_config(tmp_path, days=3, rows=5)
-    proc = run_cli("materialize", "uk_orders_azure", "budget_ingestion", config=config, check=True)
+    proc = run_runner(
+        "materialize", "uk_orders_azure", "budget_ingestion", config=config, check=True
+    )
     assert "is empty: writing demo data" in proc.stderr
     assert "backfill: 15 rows from 3 files" in proc.stdout
     assert (tmp_path / "landing" / "sharepoint" / "Budget" / "Daily Sales Budget.xlsx").is_file()
-    again = run_cli("materialize", "uk_orders_azure", config=config, check=True)
+    again = run_runner("materialize", "uk_orders_azure", config=config, check=True)
     assert "writing demo data" not in again.stderr
 
 

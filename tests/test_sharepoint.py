@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,7 +13,7 @@ from daybreak import demo
 from daybreak.config import load_settings
 from daybreak.errors import TransientError
 from daybreak.sharepoint import GraphClient, GraphLocation, SharePointError
-from tests.conftest import ROOT, write_config
+from tests.conftest import run_runner, write_config
 from tests.graph_standin import GraphStandIn, make_certificate
 
 FILE = "Budget/Daily Sales Budget.xlsx"
@@ -165,26 +162,14 @@ graph_url = "{graph.graph_url}"
 """,
     )
     env = {
-        **os.environ,
         "SHAREPOINT_TENANT_ID": graph.tenant,
         "SHAREPOINT_CLIENT_ID": graph.client_id,
         "SHAREPOINT_CLIENT_SECRET": graph.client_secret,
     }
     outputs = []
     for config in (local_config, remote_config):
-        proc = subprocess.run(
-            [
-                sys.executable,
-                str(ROOT / "runner.py"),
-                "materialize",
-                "daily_sales_budget_exchange_ingest",
-                "--config",
-                str(config),
-            ],
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=300,
+        proc = run_runner(
+            "materialize", "daily_sales_budget_exchange_ingest", config=config, env=env
         )
         assert proc.returncode == 0, proc.stdout + proc.stderr
         assert "Budget year: 2026, rows: 1,460" in proc.stderr
