@@ -242,7 +242,12 @@ def _sync_blob(
     file_date: dt.date | None,
     report: SyncReport,
 ) -> None:
-    extra = {"source_blob": lake.sql_string(blob.name)}
+    # synced_at lets dbt's incremental models pick exactly the files changed since their last build.
+    synced_at = dt.datetime.now(dt.UTC).replace(tzinfo=None).isoformat(sep=" ")
+    extra = {
+        "source_blob": lake.sql_string(blob.name),
+        "synced_at": f"TIMESTAMP {lake.sql_string(synced_at)}",
+    }
     if file_date is not None:
         extra = {
             "market": lake.sql_string(market),
