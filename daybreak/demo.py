@@ -99,6 +99,8 @@ def _new_names_sql(seed: int, rows: int, first_day: dt.date, days: int) -> str:
            DATE {sql_string(first_day.isoformat())} + ((hash({seed}, 'd', i) % {days})::INTEGER)
              AS first_order_date
     FROM range({rows}) t(i)
+    QUALIFY row_number() OVER (PARTITION BY customer_id ORDER BY i) = 1  -- one row per customer
+    ORDER BY i
     """
 
 

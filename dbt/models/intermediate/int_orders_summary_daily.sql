@@ -1,0 +1,93 @@
+{{ config(unique_key=['market', 'order_date']) }}
+{#- Incremental: a run recomputes only the market-days that have lines synced since the last build
+    (a new day, or a re-synced old one), from all of their lines. -#}
+
+with orders as (
+    {% for market in var('markets') %}
+    select * from {{ ref('stg_' ~ market ~ '_orders') }}
+    {% if not loop.last %}union all{% endif %}
+    {% endfor %}
+),
+
+{% if is_incremental() %}
+changed_days as (
+    select distinct market, order_date
+    from orders
+    where synced_at > (select coalesce(max(last_synced_at), timestamp '1900-01-01') from {{ this }})
+),
+
+scoped as (
+    select orders.* from orders semi join changed_days using (market, order_date)
+),
+{% else %}
+scoped as (
+    select * from orders
+),
+{% endif %}
+
+currencies as (
+    select market, budget_year, any_value(currency) as currency, any_value(fx_local_per_gbp) as fx
+    from {{ ref('stg_budget') }}
+    group by market, budget_year
+),
+
+new_customers as (
+    select market, first_order_date as order_date, count(*) as new_customers
+    from {{ ref('int_customers_first_order') }}
+    group by market, first_order_date
+),
+
+lines as (
+    select
+        market,
+        order_date,
+        order_id,
+        customer_id,
+        quantity,
+        quantity * unit_price_local - coalesce(discount_local, 0) as gross_sales_local,
+        coalesce(returned_quantity, 0) * unit_price_local as returns_local,
+        synced_at
+    from scoped
+    where order_status <> 'cancelled'
+),
+
+daily as (
+    select
+        market,
+        order_date,
+        count(distinct order_id) as orders,
+        count(*) as order_lines,
+        sum(quantity) as units,
+        sum(gross_sales_local) as gross_sales_local,
+        sum(returns_local) as returns_local,
+        sum(gross_sales_local) - sum(returns_local) as net_sales_local,
+        max(synced_at) as last_synced_at
+    from lines
+    group by market, order_date
+),
+
+converted as (
+    select
+        daily.market,
+        daily.order_date,
+        currencies.currency,
+        daily.orders,
+        daily.order_lines,
+        daily.units,
+        daily.gross_sales_local,
+        daily.returns_local,
+        daily.net_sales_local,
+        currencies.fx as fx_local_per_gbp,
+        cast(round(daily.net_sales_local / currencies.fx, 2) as decimal(18, 2)) as net_sales_gbp,
+        coalesce(new_customers.new_customers, 0) as new_customers,
+        daily.last_synced_at
+    from daily
+    left join currencies
+        on daily.market = currencies.market
+        and year(daily.order_date) = currencies.budget_year
+    left join new_customers
+        on daily.market = new_customers.market
+        and daily.order_date = new_customers.order_date
+)
+
+select * from converted

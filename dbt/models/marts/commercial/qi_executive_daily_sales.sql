@@ -1,0 +1,79 @@
+{#- One row per market per day, plus market 'ALL' (the sum over markets), for each day from a
+    market's first to its last day of actual sales (int_market_calendar). Same day last year is weekday-aligned: the
+    day 364 days (52 weeks) earlier, so a Monday is compared with a Monday. -#}
+
+with summary as (
+    select market, order_date, net_sales_gbp from {{ ref('int_orders_summary_daily') }}
+),
+
+budget as (
+    select market, budget_date, budget_gbp from {{ ref('stg_budget') }}
+),
+
+market_days as (
+    select market, sales_date from {{ ref('int_market_calendar') }}
+),
+
+by_market as (
+    select
+        market_days.market,
+        market_days.sales_date,
+        coalesce(summary.net_sales_gbp, 0)::decimal(18, 2) as net_sales_gbp,
+        budget.budget_gbp
+    from market_days
+    left join summary
+        on market_days.market = summary.market and market_days.sales_date = summary.order_date
+    left join budget
+        on market_days.market = budget.market and market_days.sales_date = budget.budget_date
+),
+
+with_total as (
+    select * from by_market
+    union all
+    select 'ALL' as market, sales_date, sum(net_sales_gbp), sum(budget_gbp)
+    from by_market
+    group by sales_date
+),
+
+measured as (
+    select
+        market,
+        sales_date,
+        net_sales_gbp,
+        budget_gbp,
+        net_sales_gbp - budget_gbp as variance_gbp,
+        round((net_sales_gbp - budget_gbp) / nullif(budget_gbp, 0), 4) as variance_pct,
+        sum(net_sales_gbp) over month_to_date as mtd_net_sales_gbp,
+        sum(budget_gbp) over month_to_date as mtd_budget_gbp,
+        sum(net_sales_gbp) over year_to_date as ytd_net_sales_gbp,
+        sum(budget_gbp) over year_to_date as ytd_budget_gbp
+    from with_total
+    window
+        month_to_date as (
+            partition by market, date_trunc('month', sales_date) order by sales_date
+            rows between unbounded preceding and current row
+        ),
+        year_to_date as (
+            partition by market, date_trunc('year', sales_date) order by sales_date
+            rows between unbounded preceding and current row
+        )
+),
+
+compared as (
+    select
+        measured.*,
+        measured.mtd_net_sales_gbp - measured.mtd_budget_gbp as mtd_variance_gbp,
+        measured.ytd_net_sales_gbp - measured.ytd_budget_gbp as ytd_variance_gbp,
+        last_year.sales_date as last_year_date,
+        last_year.net_sales_gbp as last_year_net_sales_gbp,
+        round(
+            (measured.net_sales_gbp - last_year.net_sales_gbp) / nullif(last_year.net_sales_gbp, 0),
+            4
+        ) as vs_last_year_pct
+    from measured
+    left join with_total as last_year
+        on measured.market = last_year.market
+        and last_year.sales_date = measured.sales_date - interval 364 day
+)
+
+select * from compared

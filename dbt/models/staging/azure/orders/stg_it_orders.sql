@@ -1,0 +1,2 @@
+-- IT order lines, one row per order line: see macros/stg_orders.sql.
+{{ stg_orders('it') }}

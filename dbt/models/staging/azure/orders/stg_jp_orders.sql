@@ -1,0 +1,2 @@
+-- JP order lines, one row per order line: see macros/stg_orders.sql.
+{{ stg_orders('jp') }}

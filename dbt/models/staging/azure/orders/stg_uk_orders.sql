@@ -1,0 +1,2 @@
+-- UK order lines, one row per order line: see macros/stg_orders.sql.
+{{ stg_orders('uk') }}
