@@ -11,6 +11,7 @@ import datetime as dt
 from hamilton.function_modifiers import config
 
 from daybreak.config import Settings
+from daybreak.dbt import DbtProject
 from daybreak.sources import AzureSource, LocalSource, Source
 from daybreak.state import StateStore
 from daybreak.sync import SyncContext
@@ -50,3 +51,8 @@ def sync_context(
         full_refresh=full_refresh,
         on_bad_file=settings.ingestion.on_bad_file,
     )
+
+
+def dbt_project(settings: Settings) -> DbtProject:
+    """daybreak's dbt project, building into the configured warehouse from the configured lake."""
+    return DbtProject(settings)

@@ -14,6 +14,8 @@ from typing import Any
 from hamilton import driver
 
 from daybreak.config import Settings
+from daybreak.dbt import graph_manifest
+from daybreak.dbt_assets import dbt_module
 
 ASSET_TAG = "group"
 
@@ -23,10 +25,10 @@ class SelectionError(ValueError):
 
 
 def dataflow_modules() -> list[ModuleType]:
-    """The Hamilton modules that make up daybreak's graph, in stage order."""
-    from dataflows import budget, ingestion, resources
+    """The hand-written Hamilton modules of daybreak's graph, in stage order."""
+    from dataflows import budget, ingestion, resources, transform
 
-    return [resources, ingestion, budget]
+    return [resources, ingestion, budget, transform]
 
 
 def hamilton_config(settings: Settings) -> dict[str, Any]:
@@ -41,13 +43,16 @@ def hamilton_config(settings: Settings) -> dict[str, Any]:
 
 
 def build_driver(settings: Settings) -> driver.Driver:
-    """A Hamilton driver over every dataflow, configured for `settings`."""
-    return (
-        driver.Builder()
-        .with_modules(*dataflow_modules())
-        .with_config(hamilton_config(settings))
-        .build()
-    )
+    """A Hamilton driver over every dataflow plus the dbt models, configured for `settings`."""
+    config = hamilton_config(settings)
+    modules = dataflow_modules()
+    taken = {n.name for n in _driver(modules, config).list_available_variables()}
+    models = dbt_module(graph_manifest(), settings.market_codes, taken)
+    return _driver([*modules, models], config)
+
+
+def _driver(modules: list[ModuleType], config: dict[str, Any]) -> driver.Driver:
+    return driver.Builder().with_modules(*modules).with_config(config).build()
 
 
 @dataclass(frozen=True)

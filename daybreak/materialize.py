@@ -1,8 +1,14 @@
-"""Run a list of assets once, in dependency order, each in its own Hamilton execution.
+"""Run a set of assets once, in dependency order; dbt models in one dbt invocation per wave.
 
-One execution per asset is what lets a failure stay local: an asset whose upstream failed is
-skipped (and says which upstream), while independent assets still run. Values of assets computed
-earlier in the run are handed to later ones as overrides, so nothing runs twice.
+Policies:
+- Each Python asset runs in its own Hamilton execution, so a failure stays local: an asset whose
+  upstream failed is skipped (and says which upstream), independent assets still run. Values of
+  assets computed earlier in the run are handed to later ones as overrides, so nothing runs twice.
+- dbt models are not run one by one: whenever no Python asset is ready, every ready model is built
+  in a single `dbt build --select m1 m2 ...` (tests included), and each model's result (its own
+  status and its tests') becomes that asset's result. Models dbt skipped because an upstream model
+  or test failed are reported as skipped.
+- An asset's exception is recorded with its traceback and never stops the run.
 """
 
 from __future__ import annotations
@@ -11,11 +17,15 @@ import datetime as dt
 import logging
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from hamilton import driver
 
+from daybreak.dbt import DbtBuildFailed, DbtBuildReport, DbtProject
+from daybreak.dbt_assets import MODEL_KIND
 from daybreak.graph import Asset
 from daybreak.logs import asset_context, redact
 
@@ -36,14 +46,50 @@ class AssetResult:
     @property
     def summary(self) -> str:
         if self.status == "success":
+            if isinstance(self.value, DbtBuildReport) and self.name in {
+                m.name for m in self.value.models
+            }:
+                return _model_summary(self.value, self.name)
             summary = getattr(self.value, "summary", None)
             return summary() if callable(summary) else type(self.value).__name__
         return (self.error or "").splitlines()[0] if self.error else ""
 
 
+def _model_summary(report: DbtBuildReport, name: str) -> str:
+    results = report.for_model(name)
+    model = next(n for n in results if n.resource_type == "model")
+    tests = [n for n in results if n is not model]
+    rows = f"{model.rows:,} rows, " if model.rows is not None else ""
+    passed = sum(1 for t in tests if t.status == "pass")
+    warned = [t.name for t in tests if t.status == "warn"]
+    return f"dbt: {rows}{passed}/{len(tests)} tests passed" + (
+        f" ({len(warned)} warned: {', '.join(warned)})" if warned else ""
+    )
+
+
 def run_inputs(*, full_refresh: bool = False, run_date: dt.date | None = None) -> dict[str, Any]:
     """The per-run inputs every execution gets besides Settings."""
     return {"full_refresh": full_refresh, "run_date": run_date or dt.date.today()}
+
+
+def _timed(name: str, call: Callable[[], Any]) -> AssetResult:
+    started = time.monotonic()
+    try:
+        value = call()
+    except Exception as exc:  # recorded, reported and turned into a non-zero exit
+        seconds = time.monotonic() - started
+        error = redact(f"{type(exc).__name__}: {exc}")
+        log.error("failed after %.1f s: %s", seconds, error)
+        return AssetResult(
+            name, "failed", seconds, error=error, traceback=redact(traceback.format_exc())
+        )
+    return AssetResult(name, "success", time.monotonic() - started, value)
+
+
+def _execute(
+    dr: driver.Driver, name: str, inputs: dict[str, Any], overrides: dict[str, Any]
+) -> Any:
+    return dr.execute([name], inputs=inputs, overrides=overrides)[name]
 
 
 def materialize(
@@ -53,36 +99,102 @@ def materialize(
     inputs: dict[str, Any],
 ) -> list[AssetResult]:
     """Execute the assets in `plan` (already in dependency order); never raises for an asset."""
+    in_plan = set(plan)
     results: dict[str, AssetResult] = {}
-    for name in plan:
-        failed_upstream = [
-            up for up in assets[name].upstream if up in results and results[up].status != "success"
-        ]
-        if failed_upstream:
-            results[name] = AssetResult(
-                name, "skipped", error=f"upstream failed: {', '.join(failed_upstream)}"
-            )
-            log.warning("%s skipped: upstream failed: %s", name, ", ".join(failed_upstream))
-            continue
-        overrides = {up: results[up].value for up in assets[name].upstream if up in results}
-        started = time.monotonic()
-        with asset_context(name):
-            try:
-                value = dr.execute([name], inputs=inputs, overrides=overrides)[name]
-            except Exception as exc:  # recorded, reported and turned into a non-zero exit
-                seconds = time.monotonic() - started
-                error = redact(f"{type(exc).__name__}: {exc}")
-                log.error("failed after %.1f s: %s", seconds, error)
+
+    def is_model(name: str) -> bool:
+        return assets[name].tags.get("kind") == MODEL_KIND
+
+    def ready(name: str) -> bool:
+        return all(up in results or up not in in_plan for up in assets[name].upstream)
+
+    pending = list(plan)
+    while pending:
+        python = [a for a in pending if ready(a) and not is_model(a)]
+        wave = python[:1] or _model_wave(assets, pending, results, in_plan, is_model)
+        for name in wave:
+            pending.remove(name)
+        to_run = []
+        for name in wave:
+            failed = [
+                up for up in assets[name].upstream
+                if up in results and results[up].status != "success"
+            ]  # fmt: skip
+            if failed:
                 results[name] = AssetResult(
-                    name,
-                    "failed",
-                    seconds=seconds,
-                    error=error,
-                    traceback=redact(traceback.format_exc()),
+                    name, "skipped", error=f"upstream failed: {', '.join(failed)}"
                 )
-                continue
-        results[name] = AssetResult(name, "success", time.monotonic() - started, value)
+                log.warning("%s skipped: upstream failed: %s", name, ", ".join(failed))
+            else:
+                to_run.append(name)
+        if not to_run:
+            continue
+        if is_model(to_run[0]):
+            results.update(_build_models(dr, to_run, inputs))
+            continue
+        (name,) = to_run
+        overrides = {up: results[up].value for up in assets[name].upstream if up in results}
+        with asset_context(name):
+            results[name] = _timed(name, partial(_execute, dr, name, inputs, overrides))
     return [results[name] for name in plan]
+
+
+def _model_wave(
+    assets: dict[str, Asset],
+    pending: list[str],
+    results: dict[str, AssetResult],
+    in_plan: set[str],
+    is_model: Callable[[str], bool],
+) -> list[str]:
+    """Every pending model whose upstream is done or is another model of the wave (one build)."""
+    wave: list[str] = []
+    for name in pending:  # pending is in dependency order, so one pass finds the closure
+        if is_model(name) and all(
+            up in results or up not in in_plan or up in wave for up in assets[name].upstream
+        ):
+            wave.append(name)
+    return wave
+
+
+def _build_models(
+    dr: driver.Driver, models: list[str], inputs: dict[str, Any]
+) -> dict[str, AssetResult]:
+    """Build `models` in one dbt invocation; one AssetResult per model."""
+    label = "dbt:" + ",".join(models) if len(models) <= 3 else f"dbt:{len(models)} models"
+    started = time.monotonic()
+    with asset_context(label):
+        try:
+            dbt: DbtProject = dr.execute(["dbt_project"], inputs=inputs)["dbt_project"]
+            report = dbt.build(models, full_refresh=inputs["full_refresh"])
+        except DbtBuildFailed as failed:
+            report = failed.report
+        except Exception as exc:  # dbt could not run at all: every model failed the same way
+            error = redact(f"{type(exc).__name__}: {exc}")
+            log.error("dbt build failed: %s", error)
+            seconds = time.monotonic() - started
+            trace = redact(traceback.format_exc())
+            return {
+                m: AssetResult(m, "failed", seconds, error=error, traceback=trace) for m in models
+            }
+    return {name: _model_result(report, name) for name in models}
+
+
+def _model_result(report: DbtBuildReport, name: str) -> AssetResult:
+    nodes = report.for_model(name)
+    own = next((n for n in nodes if n.resource_type == "model" and n.name == name), None)
+    if own is None or own.status == "skipped":
+        return AssetResult(
+            name, "skipped", error="skipped by dbt: an upstream model or test failed"
+        )
+    bad = [n for n in nodes if n.failed]
+    if not bad:
+        return AssetResult(name, "success", own.seconds, report)
+    detail = "; ".join(
+        f"{n.resource_type} {n.name} {n.status}: "
+        + (n.message.strip().splitlines()[0] if n.message.strip() else "")
+        for n in bad
+    )
+    return AssetResult(name, "failed", own.seconds, report, error=f"{name}: {detail}")
 
 
 def format_summary(results: list[AssetResult]) -> str:

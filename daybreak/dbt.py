@@ -1,0 +1,280 @@
+"""dbt in-process: parse the project once, build selections with dbtRunner, report per node.
+
+The manifest is parsed once per process and handed to every later invocation, so a long-lived
+runner does not pay dbt's start-up per run; it is parsed again only when a file under dbt/ (or
+the lake and warehouse paths rendered into it) changes. The asset graph needs only the project's
+structure, which no path changes: `graph_manifest()` parses it once into dbt/target/daybreak-graph/
+and reads the JSON from there until a project file changes, without starting dbt at all.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from daybreak.config import Settings
+from daybreak.warehouse import warehouse_lock
+
+log = logging.getLogger(__name__)
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent / "dbt"
+_SKIP_DIRS = {"target", "logs", "dbt_packages"}
+_invoke_lock = threading.Lock()  # dbt keeps global state per invocation
+_manifests: dict[tuple[str, str], Any] = {}
+
+
+class DbtError(Exception):
+    """dbt could not parse or build; the message carries dbt's own words."""
+
+
+@dataclass(frozen=True)
+class NodeResult:
+    """One model, test or unit test in a dbt invocation."""
+
+    unique_id: str
+    name: str
+    resource_type: str  # model | test | unit_test | seed | snapshot
+    status: str  # success | error | skipped | pass | fail | warn
+    seconds: float
+    message: str
+    attached_to: str | None = None  # the model a test belongs to
+    rows: int | None = None  # rows in a model's relation after the build
+
+    @property
+    def failed(self) -> bool:
+        return self.status in ("error", "fail")
+
+
+@dataclass
+class DbtBuildReport:
+    """What one `dbt build` did, per model and per test."""
+
+    selection: list[str]
+    nodes: list[NodeResult] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def models(self) -> list[NodeResult]:
+        return [n for n in self.nodes if n.resource_type == "model"]
+
+    @property
+    def tests(self) -> list[NodeResult]:
+        return [n for n in self.nodes if n.resource_type in ("test", "unit_test")]
+
+    @property
+    def failures(self) -> list[NodeResult]:
+        return [n for n in self.nodes if n.failed]
+
+    def for_model(self, name: str) -> list[NodeResult]:
+        """The model's own result and those of its tests."""
+        return [n for n in self.nodes if name in (n.name, n.attached_to)]
+
+    def summary(self) -> str:
+        ok = sum(1 for m in self.models if m.status == "success")
+        passed = sum(1 for t in self.tests if t.status == "pass")
+        warned = sum(1 for t in self.tests if t.status == "warn")
+        text = (
+            f"{ok}/{len(self.models)} models built, {passed}/{len(self.tests)} tests passed"
+            f"{f' ({warned} warned)' if warned else ''} in {self.seconds:.1f} s"
+        )
+        if self.failures:
+            text += "; failed: " + ", ".join(f"{n.name} ({n.status})" for n in self.failures)
+        return text
+
+
+class DbtBuildFailed(Exception):
+    """A model or test failed; names each with dbt's message. Downstream nodes were skipped."""
+
+    def __init__(self, report: DbtBuildReport) -> None:
+        self.report = report
+        lines = [
+            f"{n.resource_type} {n.name}"
+            + (f" (on {n.attached_to})" if n.attached_to else "")
+            + f" {n.status}: {n.message.strip().splitlines()[0] if n.message else ''}"
+            for n in report.failures
+        ]
+        super().__init__("dbt build failed: " + "; ".join(lines))
+
+
+def _attached_model(node: Any, manifest: Any) -> str | None:
+    """The model a test checks (None for models themselves)."""
+    if str(node.resource_type) not in ("test", "unit_test"):
+        return None
+    attached = getattr(node, "attached_node", None) or getattr(node, "tested_node_unique_id", None)
+    if attached in manifest.nodes:
+        return str(manifest.nodes[attached].name)
+    parents = [p for p in node.depends_on.nodes if p.startswith("model.") and p in manifest.nodes]
+    return str(manifest.nodes[parents[0]].name) if parents else None
+
+
+def fingerprint(project_dir: Path, env: dict[str, str]) -> str:
+    """Changes when any project file, the dbt version or a rendered path changes."""
+    from dbt.version import __version__ as dbt_version
+
+    digest = hashlib.sha256(f"{dbt_version}|{sorted(env.items())}".encode())
+    for path in sorted(project_dir.rglob("*")):
+        relative = path.relative_to(project_dir)
+        if relative.parts[0] in _SKIP_DIRS or not path.is_file():
+            continue
+        stat = path.stat()
+        digest.update(f"{relative.as_posix()}|{stat.st_size}|{stat.st_mtime_ns}".encode())
+    return digest.hexdigest()
+
+
+_GRAPH_ENV = {"DAYBREAK_LAKE": "/daybreak/lake", "DAYBREAK_WAREHOUSE": "/daybreak/warehouse.duckdb"}
+
+
+def graph_manifest(project_dir: Path = PROJECT_DIR) -> dict[str, Any]:
+    """The project's manifest.json for building the asset graph (structure only, no paths)."""
+    from filelock import FileLock
+
+    target = project_dir / "target" / "daybreak-graph"
+    target.mkdir(parents=True, exist_ok=True)
+    with FileLock(target / ".parse.lock"):  # two processes starting at once parse once
+        current = fingerprint(project_dir, _GRAPH_ENV)
+        stamp, manifest = target / "daybreak.fingerprint", target / "manifest.json"
+        if not (manifest.exists() and stamp.exists() and stamp.read_text() == current):
+            runner = _Invoker(project_dir, target, target / "logs", _GRAPH_ENV)
+            result = runner.invoke(["parse"])
+            if not result.success:
+                raise DbtError(f"dbt could not parse {project_dir}: {result.exception}")
+            stamp.write_text(current)
+        return dict(json.loads(manifest.read_text(encoding="utf-8")))
+
+
+class _Invoker:
+    """dbtRunner with daybreak's flags and environment, one invocation at a time per process."""
+
+    def __init__(self, project_dir: Path, target: Path, logs: Path, env: dict[str, str]) -> None:
+        self.project_dir, self.target, self.logs, self.env = project_dir, target, logs, env
+
+    def invoke(self, args: list[str], manifest: Any = None) -> Any:
+        from dbt.cli.main import dbtRunner
+
+        flags = [
+            "--project-dir", str(self.project_dir),
+            "--profiles-dir", str(self.project_dir),
+            "--target-path", str(self.target),
+            "--log-path", str(self.logs),
+            "--quiet",
+            "--no-use-colors",
+            "--no-send-anonymous-usage-stats",
+            "--no-version-check",
+        ]  # fmt: skip
+        self.target.mkdir(parents=True, exist_ok=True)
+        with _invoke_lock:
+            saved = {k: os.environ.get(k) for k in self.env}
+            os.environ.update(self.env)
+            try:
+                return dbtRunner(manifest=manifest).invoke([*args, *flags])
+            finally:
+                for key, value in saved.items():
+                    if value is None:
+                        os.environ.pop(key, None)
+                    else:
+                        os.environ[key] = value
+
+
+class DbtProject:
+    """daybreak's dbt project, bound to one Settings (lake, warehouse, state folder)."""
+
+    def __init__(self, settings: Settings, project_dir: Path = PROJECT_DIR) -> None:
+        self.settings = settings
+        self.project_dir = project_dir
+        self.state_dir = settings.paths.state
+        self.target_dir = settings.paths.state / "dbt" / "target"
+        self.log_dir = settings.paths.state / "dbt" / "logs"
+        self.env = {
+            "DAYBREAK_LAKE": settings.paths.lake.as_posix(),
+            "DAYBREAK_WAREHOUSE": settings.paths.warehouse.as_posix(),
+        }
+
+    # -- parsing --------------------------------------------------------------------------
+
+    def _invoke(self, args: list[str], manifest: Any = None) -> Any:
+        return _Invoker(self.project_dir, self.target_dir, self.log_dir, self.env).invoke(
+            args, manifest
+        )
+
+    def _parse(self, current: str) -> Any:
+        started = time.monotonic()
+        result = self._invoke(["parse"])
+        if not result.success:
+            raise DbtError(f"dbt could not parse {self.project_dir}: {result.exception}")
+        _manifests[(str(self.project_dir), current)] = result.result
+        log.info("parsed the dbt project in %.1f s", time.monotonic() - started)
+        return result.result
+
+    def _manifest(self) -> Any:
+        current = fingerprint(self.project_dir, self.env)
+        cached = _manifests.get((str(self.project_dir), current))
+        return cached if cached is not None else self._parse(current)
+
+    # -- building -------------------------------------------------------------------------
+
+    def build(self, select: list[str], *, full_refresh: bool = False) -> DbtBuildReport:
+        """`dbt build --select SELECT` in one invocation, under the warehouse lock.
+
+        Raises DbtBuildFailed naming every failed model and test; the report is on the error.
+        """
+        started = time.monotonic()
+        # cautious: a test runs only when every model it checks is selected (and so built).
+        args = ["build", "--select", *select, "--indirect-selection", "cautious"]
+        if full_refresh:
+            args.append("--full-refresh")
+        self.settings.paths.warehouse.parent.mkdir(parents=True, exist_ok=True)
+        with warehouse_lock(self.state_dir, f"dbt build --select {' '.join(select)}"):
+            manifest = self._manifest()
+            result = self._invoke(args, manifest=manifest)
+            if result.exception is not None and result.result is None:
+                raise DbtError(f"dbt build --select {' '.join(select)}: {result.exception}")
+            report = DbtBuildReport(select, self._node_results(result.result, manifest))
+            self._count_rows(report)
+        report.seconds = round(time.monotonic() - started, 3)
+        for node in report.nodes:
+            rows = f", {node.rows:,} rows" if node.rows is not None else ""
+            on = f" on {node.attached_to}" if node.attached_to else ""
+            said = f": {node.message}" if node.failed or node.status == "warn" else ""
+            level = logging.ERROR if node.failed else logging.INFO
+            what = f"{node.resource_type} {node.name}{on}"
+            log.log(level, "dbt %s: %s in %.2f s%s%s", what, node.status, node.seconds, rows, said)
+        if report.failures:
+            raise DbtBuildFailed(report)
+        return report
+
+    @staticmethod
+    def _node_results(results: Any, manifest: Any) -> list[NodeResult]:
+        return [
+            NodeResult(
+                unique_id=r.node.unique_id,
+                name=r.node.name,
+                resource_type=str(r.node.resource_type),
+                status=str(r.status),
+                seconds=round(float(r.execution_time or 0.0), 3),
+                message=str(r.message or ""),
+                attached_to=_attached_model(r.node, manifest),
+            )
+            for r in (results.results if results is not None else [])
+        ]
+
+    def _count_rows(self, report: DbtBuildReport) -> None:
+        built = [m for m in report.models if m.status == "success"]
+        if not built:
+            return
+        con = duckdb.connect(str(self.settings.paths.warehouse))
+        try:
+            for i, model in enumerate(report.nodes):
+                if model in built:
+                    rows = con.execute(f'SELECT count(*) FROM main."{model.name}"').fetchall()
+                    report.nodes[i] = NodeResult(**{**model.__dict__, "rows": int(rows[0][0])})
+        finally:
+            con.close()
