@@ -28,6 +28,22 @@ def tests(session: nox.Session) -> None:
     session.run(sys.executable, "-m", "pytest", *session.posargs)
 
 
+@nox.session(default=False)
+def dbt(session: nox.Session) -> None:
+    """Run the dbt CLI on daybreak's project and paths: `nox -s dbt -- build -s stg_budget`."""
+    from daybreak.config import load_settings
+    from daybreak.warehouse import warehouse_lock
+
+    settings = load_settings()
+    paths = settings.paths
+    env = {"DAYBREAK_LAKE": paths.lake.as_posix(), "DAYBREAK_WAREHOUSE": paths.warehouse.as_posix()}
+    args = session.posargs or ["build"]
+    project = ["--project-dir", str(paths.dbt_project), "--profiles-dir", str(paths.dbt_project)]
+    paths.warehouse.parent.mkdir(parents=True, exist_ok=True)
+    with warehouse_lock(paths.state, f"nox -s dbt -- {' '.join(args)}"):
+        session.run(str(Path(sys.executable).parent / "dbt"), *args, *project, env=env)
+
+
 @nox.session
 def lint(session: nox.Session) -> None:
     """Check style and common mistakes with ruff."""

@@ -81,6 +81,8 @@ class Paths(_Strict):
     warehouse: _PathField = Path("data/warehouse/daybreak.duckdb")
     exports: _PathField = Path("data/exports")
     state: _PathField = Path("data/state")
+    # The dbt project; by default the one in this repository, wherever the config file lives.
+    dbt_project: _PathField = Path(__file__).resolve().parent.parent / "dbt"
 
 
 class AzureSourceConfig(_Strict):

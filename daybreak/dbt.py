@@ -26,7 +26,6 @@ from daybreak.warehouse import warehouse_lock
 
 log = logging.getLogger(__name__)
 
-PROJECT_DIR = Path(__file__).resolve().parent.parent / "dbt"
 _SKIP_DIRS = {"target", "logs", "dbt_packages"}
 _invoke_lock = threading.Lock()  # dbt keeps global state per invocation
 _manifests: dict[tuple[str, str], Any] = {}
@@ -105,6 +104,17 @@ class DbtBuildFailed(Exception):
         super().__init__("dbt build failed: " + "; ".join(lines))
 
 
+def _release_warehouse() -> None:
+    """Close dbt-duckdb's process-wide connection, which otherwise keeps the warehouse file open
+    (and locked against every other process) long after the build ended."""
+    from dbt.adapters.duckdb.connections import DuckDBConnectionManager
+
+    with DuckDBConnectionManager._LOCK:
+        if DuckDBConnectionManager._ENV is not None:
+            DuckDBConnectionManager._ENV.close()
+            DuckDBConnectionManager._ENV = None
+
+
 def _attached_model(node: Any, manifest: Any) -> str | None:
     """The model a test checks (None for models themselves)."""
     if str(node.resource_type) not in ("test", "unit_test"):
@@ -133,7 +143,7 @@ def fingerprint(project_dir: Path, env: dict[str, str]) -> str:
 _GRAPH_ENV = {"DAYBREAK_LAKE": "/daybreak/lake", "DAYBREAK_WAREHOUSE": "/daybreak/warehouse.duckdb"}
 
 
-def graph_manifest(project_dir: Path = PROJECT_DIR) -> dict[str, Any]:
+def graph_manifest(project_dir: Path) -> dict[str, Any]:
     """The project's manifest.json for building the asset graph (structure only, no paths)."""
     from filelock import FileLock
 
@@ -187,9 +197,9 @@ class _Invoker:
 class DbtProject:
     """daybreak's dbt project, bound to one Settings (lake, warehouse, state folder)."""
 
-    def __init__(self, settings: Settings, project_dir: Path = PROJECT_DIR) -> None:
+    def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.project_dir = project_dir
+        self.project_dir = settings.paths.dbt_project
         self.state_dir = settings.paths.state
         self.target_dir = settings.paths.state / "dbt" / "target"
         self.log_dir = settings.paths.state / "dbt" / "logs"
@@ -234,7 +244,10 @@ class DbtProject:
         self.settings.paths.warehouse.parent.mkdir(parents=True, exist_ok=True)
         with warehouse_lock(self.state_dir, f"dbt build --select {' '.join(select)}"):
             manifest = self._manifest()
-            result = self._invoke(args, manifest=manifest)
+            try:
+                result = self._invoke(args, manifest=manifest)
+            finally:
+                _release_warehouse()
             if result.exception is not None and result.result is None:
                 raise DbtError(f"dbt build --select {' '.join(select)}: {result.exception}")
             report = DbtBuildReport(select, self._node_results(result.result, manifest))

@@ -47,7 +47,7 @@ def build_driver(settings: Settings) -> driver.Driver:
     config = hamilton_config(settings)
     modules = dataflow_modules()
     taken = {n.name for n in _driver(modules, config).list_available_variables()}
-    models = dbt_module(graph_manifest(), settings.market_codes, taken)
+    models = dbt_module(graph_manifest(settings.paths.dbt_project), settings.market_codes, taken)
     return _driver([*modules, models], config)
 
 

@@ -1,0 +1,299 @@
+"""The dbt project on demo data, in the asset graph: numbers, tests, incrementality, the lock."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import shutil
+import subprocess
+import sys
+import time
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+
+from daybreak import datasets, demo, graph
+from daybreak.config import Settings, load_settings
+from daybreak.dbt import DbtBuildFailed, DbtProject
+from daybreak.materialize import AssetResult, materialize, run_inputs
+from daybreak.warehouse import warehouse_lock
+from tests.conftest import DEMO_END, ROOT, RUN_DATE, write_config
+
+DAYS, ROWS = 40, 25
+
+
+def run(settings: Settings, *names: str, full: bool = False) -> dict[str, AssetResult]:
+    dr = graph.build_driver(settings)
+    assets = graph.catalogue(dr)
+    plan = graph.with_upstream(assets, graph.select(assets, list(names)))
+    inputs = {"settings": settings, **run_inputs(full_refresh=full, run_date=RUN_DATE)}
+    return {r.name: r for r in materialize(dr, assets, plan, inputs)}
+
+
+def query(settings: Settings, sql: str) -> list[tuple[Any, ...]]:
+    con = duckdb.connect(str(settings.paths.warehouse), read_only=True)
+    try:
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()
+
+
+def new_settings(folder: Path, extra: str = "") -> Settings:
+    settings = load_settings(write_config(folder, extra, days=DAYS, rows=ROWS), environ={})
+    demo.generate(settings, end=DEMO_END)
+    return settings
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Settings, dict[str, AssetResult]]:
+    """Demo data synced and the daily sales models built once for the module."""
+    settings = new_settings(tmp_path_factory.mktemp("dbt"))
+    return settings, run(settings, "build_daily_sales_models")
+
+
+def hand_computed_day(settings: Settings, market: str, day: dt.date) -> dict[str, Any]:
+    """The day's figures from the landing CSVs with Python's csv module: no DuckDB, no dbt."""
+    first_order: dict[str, dt.date] = {}
+    day_lines = []
+    for path in sorted((settings.paths.landing / datasets.orders(market).prefix).rglob("*.csv")):
+        file_day = dt.datetime.strptime(path.stem[-8:], "%Y%m%d").date()
+        with path.open(newline="", encoding="utf-8") as fh:
+            for line in csv.DictReader(fh):
+                if line["status"].strip() == "cancelled":
+                    continue
+                customer = line["customer_id"].strip()
+                first_order[customer] = min(first_order.get(customer, file_day), file_day)
+                if file_day == day:
+                    day_lines.append(line)
+    if market == "UK":  # the CRM knows first orders from before the lake's history
+        crm = settings.paths.landing / datasets.UK_NEW_NAMES.prefix / "new_names.csv"
+        with crm.open(newline="", encoding="utf-8") as fh:
+            for line in csv.DictReader(fh):
+                known = dt.date.fromisoformat(line["first_order_date"])
+                customer = line["customer_id"].strip()
+                first_order[customer] = min(first_order.get(customer, known), known)
+    gross = sum(
+        int(x["quantity"]) * Decimal(x["unit_price"]) - Decimal(x["discount"] or 0)
+        for x in day_lines
+    )
+    returns = sum(int(x["returned_quantity"] or 0) * Decimal(x["unit_price"]) for x in day_lines)
+    return {
+        "orders": len({x["order_id"] for x in day_lines}),
+        "order_lines": len(day_lines),
+        "units": sum(int(x["quantity"]) for x in day_lines),
+        "gross": gross,
+        "returns": returns,
+        "net": gross - returns,
+        "new_customers": sum(1 for d in first_order.values() if d == day),
+    }
+
+
+@pytest.mark.parametrize(("market", "rate"), [("UK", Decimal(1)), ("JP", Decimal(190))])
+def test_a_hand_computed_day_matches_the_summary_and_the_mart(
+    built: tuple[Settings, dict[str, AssetResult]], market: str, rate: Decimal
+) -> None:
+    settings, results = built
+    assert results["build_daily_sales_models"].status == "success"
+    day = DEMO_END - dt.timedelta(days=3)
+    expected = hand_computed_day(settings, market, day)
+    (row,) = query(
+        settings,
+        "SELECT orders, order_lines, units, gross_sales_local, returns_local, net_sales_local, "
+        f"net_sales_gbp, new_customers FROM int_orders_summary_daily "
+        f"WHERE market = '{market}' AND order_date = DATE '{day}'",
+    )
+    net_gbp = (expected["net"] / rate).quantize(Decimal("0.01"))
+    assert row == (
+        expected["orders"], expected["order_lines"], expected["units"], expected["gross"],
+        expected["returns"], expected["net"], net_gbp, expected["new_customers"],
+    )  # fmt: skip
+
+    budget = query(
+        settings,
+        "SELECT budget_gbp FROM read_parquet("
+        f"'{settings.paths.lake}/budget/daily_sales_budget_exchange.parquet') "
+        f"WHERE market = '{market}' AND date = DATE '{day}'",
+    )[0][0]
+    month_days = [day - dt.timedelta(days=i) for i in range(day.day)]
+    mtd = sum(
+        (hand_computed_day(settings, market, d)["net"] / rate).quantize(Decimal("0.01"))
+        for d in month_days
+        if d >= DEMO_END - dt.timedelta(days=DAYS - 1)
+    )
+    (mart,) = query(
+        settings,
+        "SELECT net_sales_gbp, budget_gbp, variance_gbp, mtd_net_sales_gbp "
+        f"FROM qi_executive_daily_sales WHERE market = '{market}' AND sales_date = DATE '{day}'",
+    )
+    assert mart == (net_gbp, budget, net_gbp - budget, mtd)
+
+
+def test_the_total_row_sums_the_markets(built: tuple[Settings, dict[str, AssetResult]]) -> None:
+    settings, _ = built
+    rows = query(
+        settings,
+        "SELECT sales_date, sum(net_sales_gbp) FILTER (market <> 'ALL'), "
+        "sum(net_sales_gbp) FILTER (market = 'ALL') FROM qi_executive_daily_sales GROUP BY 1",
+    )
+    assert len(rows) == DAYS
+    assert all(markets == total for _, markets, total in rows)
+
+
+def test_dbt_unit_tests_and_data_tests_ran_and_passed(
+    built: tuple[Settings, dict[str, AssetResult]],
+) -> None:
+    _, results = built
+    report = results["build_daily_sales_models"].value
+    unit_tests = {n.name: n.status for n in report.nodes if n.resource_type == "unit_test"}
+    assert unit_tests == {
+        "qi_executive_daily_sales_variance_month_and_year_to_date": "pass",
+        "qi_executive_daily_sales_year_restarts_and_last_year_is_weekday_aligned": "pass",
+    }
+    assert len(report.tests) > 50 and not report.failures
+    assert {m.name for m in report.models} >= {"stg_uk_orders", "qi_executive_daily_sales"}
+    assert all(m.rows for m in report.models)
+
+
+def test_every_dbt_model_is_an_asset_with_its_true_upstream(
+    built: tuple[Settings, dict[str, AssetResult]],
+) -> None:
+    settings, _ = built
+    assets = graph.catalogue(graph.build_driver(settings))
+    assert assets["stg_uk_orders"].upstream == ("uk_orders_azure",)
+    assert assets["stg_budget"].upstream == ("daily_sales_budget_exchange_ingest",)
+    assert assets["stg_uk_orders"].group == "dbt_staging_uk_azure"
+    assert assets["int_orders_summary_daily"].group == "dbt_transformations_cross_market"
+    assert assets["qi_executive_daily_sales"].group == "dbt_marts_cross_market_commercial"
+    assert "int_orders_summary_daily" in assets["qi_executive_daily_sales"].upstream
+    upstream_of_mart = graph.with_upstream(assets, ["qi_executive_daily_sales"])
+    assert {"uk_orders_azure", "jp_orders_azure", "daily_sales_budget_exchange_ingest"} <= set(
+        upstream_of_mart
+    )
+    assert "uk_products_sku" not in upstream_of_mart
+
+
+def _project_copy(settings: Settings, folder: Path) -> Path:
+    copy = folder / "dbt-copy"
+    shutil.copytree(
+        settings.paths.dbt_project, copy, ignore=shutil.ignore_patterns("target", "logs")
+    )
+    return copy
+
+
+def _using_project(settings: Settings, project: Path) -> Settings:
+    config = settings.config_path
+    text = config.read_text().replace(
+        "[paths]", f'[paths]\ndbt_project = "{project.as_posix()}"', 1
+    )
+    config.write_text(text)
+    return load_settings(config, environ={})
+
+
+def test_a_model_added_to_the_project_appears_as_an_asset(tmp_path: Path) -> None:
+    settings = load_settings(write_config(tmp_path), environ={})
+    copy = _project_copy(settings, tmp_path)
+    (copy / "models/marts/commercial/qi_uk_weekly_sales.sql").write_text(
+        "select date_trunc('week', order_date) as week, sum(net_sales_gbp) as net_sales_gbp\n"
+        "from {{ ref('int_orders_summary_daily') }} where market = 'UK' group by 1\n"
+    )
+    settings = _using_project(settings, copy)
+    assets = graph.catalogue(graph.build_driver(settings))
+    assert assets["qi_uk_weekly_sales"].upstream == ("int_orders_summary_daily",)
+    assert assets["qi_uk_weekly_sales"].group == "dbt_marts_uk_commercial"
+
+
+def test_a_failing_dbt_test_fails_its_model_and_stops_downstream(tmp_path: Path) -> None:
+    settings = new_settings(tmp_path / "base")
+    copy = _project_copy(settings, tmp_path)
+    (copy / "tests").mkdir(exist_ok=True)
+    (copy / "tests/assert_no_day_over_a_million.sql").write_text(
+        "-- Fails on purpose: every demo day sells something.\n"
+        "select * from {{ ref('int_orders_summary_daily') }} where net_sales_local > 0\n"
+    )
+    settings = _using_project(settings, copy)
+
+    results = run(settings, "qi_executive_daily_sales")
+    failed = results["int_orders_summary_daily"]
+    assert failed.status == "failed"
+    assert failed.error is not None
+    assert failed.error.startswith(
+        "int_orders_summary_daily: test assert_no_day_over_a_million fail"
+    )
+    assert "Got 160 results" in failed.error  # dbt's own message
+    assert results["qi_executive_daily_sales"].status == "skipped"
+    assert results["stg_uk_orders"].status == "success"
+
+    with pytest.raises(
+        DbtBuildFailed,
+        match=r"test assert_no_day_over_a_million \(on int_orders_summary_daily\) fail",
+    ):
+        DbtProject(settings).build(["+qi_executive_daily_sales"])
+    flow = run(settings, "build_daily_sales_models")
+    assert flow["build_daily_sales_models"].status == "failed"
+    assert "int_orders_summary_daily" in (flow["build_daily_sales_models"].error or "")
+
+
+def test_incremental_build_touches_only_new_and_resynced_days(tmp_path: Path) -> None:
+    settings = new_settings(tmp_path / "base")
+    assert run(settings, "build_daily_sales_models")["build_daily_sales_models"].status == "success"
+    before = time.time()
+    time.sleep(0.01)
+
+    new_day = DEMO_END + dt.timedelta(days=1)
+    scratch = tmp_path / "scratch"
+    demo.generate(settings, days=1, end=new_day, root=scratch)
+    relative = f"{datasets.orders('UK').prefix}{new_day:%Y}/ingest_orders_{new_day:%Y%m%d}.csv"
+    (settings.paths.landing / relative).parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(scratch / relative, settings.paths.landing / relative)
+    old_day = DEMO_END - dt.timedelta(days=5)
+    old = settings.paths.landing / relative.replace(f"{new_day:%Y%m%d}", f"{old_day:%Y%m%d}")
+    lines = old.read_text().splitlines()
+    old.write_text("\n".join(lines[:11]) + "\n")  # re-exported with 10 lines
+
+    results = run(settings, "build_daily_sales_models")
+    assert results["build_daily_sales_models"].status == "success"
+    since = dt.datetime.fromtimestamp(before, dt.UTC).replace(tzinfo=None)
+    touched = query(
+        settings,
+        f"SELECT file_date, count(*) FROM stg_uk_orders WHERE synced_at > TIMESTAMP '{since}' "
+        "GROUP BY 1 ORDER BY 1",
+    )
+    assert touched == [(old_day, 10), (new_day, ROWS)]
+    assert (
+        query(settings, "SELECT count(*) FROM stg_uk_orders")[0][0] == (DAYS - 1) * ROWS + 10 + ROWS
+    )
+    recomputed = query(
+        settings,
+        "SELECT market, order_date FROM int_orders_summary_daily "
+        f"WHERE last_synced_at > TIMESTAMP '{since}' ORDER BY 2",
+    )
+    assert recomputed == [("UK", old_day), ("UK", new_day)]
+    (lines_now,) = query(
+        settings,
+        "SELECT order_lines FROM int_orders_summary_daily "
+        f"WHERE market = 'UK' AND order_date = DATE '{old_day}'",
+    )[0]
+    assert lines_now == sum(1 for x in lines[1:11] if ",cancelled," not in x)
+
+
+def test_a_second_writer_waits_for_the_warehouse_lock_and_then_succeeds(tmp_path: Path) -> None:
+    settings = new_settings(tmp_path)
+    log = tmp_path / "runner.log"
+    with warehouse_lock(settings.paths.state, "the test holding the warehouse"):
+        with log.open("w") as out:
+            proc = subprocess.Popen(
+                [sys.executable, str(ROOT / "runner.py"), "materialize", "build_daily_sales_models",
+                 "--config", str(settings.config_path)],
+                stdout=out, stderr=subprocess.STDOUT,
+            )  # fmt: skip
+        deadline = time.monotonic() + 120
+        while "waiting for the warehouse lock" not in log.read_text():
+            assert proc.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.2)
+        assert "the test holding the warehouse" in log.read_text()  # says who holds it
+    assert proc.wait(timeout=300) == 0, log.read_text()
+    assert "build_daily_sales_models" in log.read_text()
