@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 from daybreak import demo, graph
 from daybreak.config import ConfigError, Settings, load_settings
+from daybreak.export_assets import ExportAssetError
 from daybreak.logs import redact, setup_logging
 from daybreak.materialize import format_summary, materialize, run_inputs
 
@@ -118,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
         settings = load_settings(getattr(args, "config", None))
         redact.register(settings.secrets.values())
         return handler(settings, args)
-    except (ConfigError, graph.SelectionError) as exc:
+    except (ConfigError, graph.SelectionError, ExportAssetError) as exc:
         print(f"error: {redact(str(exc))}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:

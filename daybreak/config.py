@@ -52,6 +52,12 @@ def _market_code(code: str) -> str:
     return code
 
 
+def _extract_name(name: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_ .-]{0,99}", name) or name.endswith("."):
+        raise ValueError(f"an extract name of letters, digits, ' ', '_', '.', '-', got {name!r}")
+    return name
+
+
 def _identifier(name: str) -> str:
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
         raise ValueError(f"a plain name of letters, digits and '_', got {name!r}")
@@ -128,6 +134,31 @@ class BudgetConfig(_Strict):
     sharepoint: SharePointConfig | None = None
 
 
+class TableauConfig(_Strict):
+    """Tableau Server to publish extracts to; without server_url nothing is published."""
+
+    server_url: str | None = None
+    site: str = ""  # the site's content URL; "" is the default site
+    project: str = "Default"
+    # Ask the server for its REST API version (recommended); else TSC's default or api_version.
+    use_server_version: bool = True
+    api_version: str | None = None
+    max_attempts: Annotated[int, Field(ge=1, le=20)] = 4
+    backoff_seconds: Annotated[float, Field(ge=0, strict=False)] = 5.0
+    keep_backups: Annotated[int, Field(ge=1, le=1000)] = 7
+
+
+class ExportConfig(_Strict):
+    """One Tableau export: which warehouse tables go into which extract, as which asset."""
+
+    asset: Annotated[str, AfterValidator(_identifier)]
+    name: Annotated[str, AfterValidator(_extract_name)]
+    tables: Annotated[list[Annotated[str, AfterValidator(_identifier)]], Field(min_length=1)]
+    upstream: list[Annotated[str, AfterValidator(_identifier)]] = []
+    project: str | None = None
+    description: str = ""
+
+
 class DemoConfig(_Strict):
     """The generated demo landing zone (embedded default and benchmarks)."""
 
@@ -152,6 +183,8 @@ class _File(_Strict):
     source: SourceConfig = SourceConfig()
     ingestion: IngestionConfig = IngestionConfig()
     budget: BudgetConfig = BudgetConfig()
+    tableau: TableauConfig = TableauConfig()
+    exports: list[ExportConfig] = []
     demo: DemoConfig = DemoConfig()
     markets: Annotated[
         dict[Annotated[str, AfterValidator(_market_code)], Market], Field(min_length=1)
@@ -173,6 +206,10 @@ class Secrets:
     sharepoint_tenant_id: str | None = None
     sharepoint_client_id: str | None = None
     sharepoint_client_secret: SecretStr | None = None
+    tableau_token_name: str | None = None
+    tableau_token_secret: SecretStr | None = None
+    tableau_username: str | None = None
+    tableau_password: SecretStr | None = None
 
     ENV: ClassVar[dict[str, str]] = {
         "azure_connection_string": "AZURE_STORAGE_CONNECTION_STRING",
@@ -181,8 +218,14 @@ class Secrets:
         "sharepoint_tenant_id": "SHAREPOINT_TENANT_ID",
         "sharepoint_client_id": "SHAREPOINT_CLIENT_ID",
         "sharepoint_client_secret": "SHAREPOINT_CLIENT_SECRET",
+        "tableau_token_name": "TABLEAU_TOKEN_NAME",
+        "tableau_token_secret": "TABLEAU_TOKEN_SECRET",
+        "tableau_username": "TABLEAU_USERNAME",
+        "tableau_password": "TABLEAU_PASSWORD",
     }
-    _PLAIN: ClassVar[frozenset[str]] = frozenset({"sharepoint_tenant_id", "sharepoint_client_id"})
+    _PLAIN: ClassVar[frozenset[str]] = frozenset(
+        {"sharepoint_tenant_id", "sharepoint_client_id", "tableau_token_name", "tableau_username"}
+    )
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> Secrets:
@@ -211,6 +254,8 @@ class Settings:
     source: SourceConfig
     ingestion: IngestionConfig
     budget: BudgetConfig
+    tableau: TableauConfig
+    exports: list[ExportConfig]
     demo: DemoConfig
     markets: dict[str, Market]
     jobs: dict[str, JobConfig]
@@ -303,6 +348,8 @@ def load_settings(
         source=parsed.source,
         ingestion=parsed.ingestion,
         budget=parsed.budget,
+        tableau=parsed.tableau,
+        exports=list(parsed.exports),
         demo=parsed.demo,
         markets=dict(parsed.markets),
         jobs=dict(parsed.jobs),
@@ -313,6 +360,21 @@ def load_settings(
 
 
 def _check_cross_fields(settings: Settings) -> None:
+    names = [e.asset for e in settings.exports]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise ConfigError(f"{settings.config_path}: exports: asset {twice[0]!r} is declared twice")
+    if settings.tableau.server_url:
+        s = settings.secrets
+        if not (
+            (s.tableau_token_name and s.tableau_token_secret)
+            or (s.tableau_username and s.tableau_password)
+        ):
+            raise ConfigError(
+                f"{settings.config_path}: tableau.server_url is set, so publishing needs "
+                "TABLEAU_TOKEN_NAME and TABLEAU_TOKEN_SECRET (a personal access token), or "
+                "TABLEAU_USERNAME and TABLEAU_PASSWORD, in the environment or .env"
+            )
     budget = settings.budget
     if budget.source == "sharepoint":
         if budget.sharepoint is None:

@@ -16,6 +16,7 @@ from hamilton import driver
 from daybreak.config import Settings
 from daybreak.dbt import graph_manifest
 from daybreak.dbt_assets import dbt_module
+from daybreak.export_assets import export_module
 
 ASSET_TAG = "group"
 
@@ -48,7 +49,10 @@ def build_driver(settings: Settings) -> driver.Driver:
     modules = dataflow_modules()
     taken = {n.name for n in _driver(modules, config).list_available_variables()}
     models = dbt_module(graph_manifest(settings.paths.dbt_project), settings.market_codes, taken)
-    return _driver([*modules, models], config)
+    modules.append(models)
+    taken |= {n.name for n in _driver(modules, config).list_available_variables()}
+    modules.append(export_module(settings.exports, taken))
+    return _driver(modules, config)
 
 
 def _driver(modules: list[ModuleType], config: dict[str, Any]) -> driver.Driver:

@@ -12,6 +12,7 @@ import logging
 import re
 import sys
 from collections.abc import Iterable, Iterator
+from typing import Any
 
 current_asset: contextvars.ContextVar[str] = contextvars.ContextVar("current_asset", default="-")
 
@@ -61,9 +62,21 @@ class _RedactingFilter(logging.Filter):
 FORMAT = "%(asctime)s %(levelname)-7s %(asset)s: %(message)s"
 
 
+class _CurrentStderr(logging.StreamHandler):  # type: ignore[type-arg, unused-ignore]
+    """Writes to whatever sys.stderr is at the time, not the one there was at set-up."""
+
+    @property  # type: ignore[override, unused-ignore]
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass
+
+
 def make_handler(stream_or_handler: logging.Handler | None = None) -> logging.Handler:
     """A handler with daybreak's format and the redacting filter."""
-    handler = stream_or_handler or logging.StreamHandler(sys.stderr)
+    handler = stream_or_handler or _CurrentStderr()
     handler.setFormatter(logging.Formatter(FORMAT, datefmt="%Y-%m-%d %H:%M:%S"))
     handler.addFilter(_RedactingFilter())
     return handler

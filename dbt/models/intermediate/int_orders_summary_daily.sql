@@ -57,10 +57,10 @@ daily as (
         order_date,
         count(distinct order_id) as orders,
         count(*) as order_lines,
-        sum(quantity) as units,
-        sum(gross_sales_local) as gross_sales_local,
-        sum(returns_local) as returns_local,
-        sum(gross_sales_local) - sum(returns_local) as net_sales_local,
+        sum(quantity)::bigint as units,
+        sum(gross_sales_local)::decimal(18, 2) as gross_sales_local,
+        sum(returns_local)::decimal(18, 2) as returns_local,
+        (sum(gross_sales_local) - sum(returns_local))::decimal(18, 2) as net_sales_local,
         max(synced_at) as last_synced_at
     from lines
     group by market, order_date

@@ -30,7 +30,11 @@ by_market as (
 with_total as (
     select * from by_market
     union all
-    select 'ALL' as market, sales_date, sum(net_sales_gbp), sum(budget_gbp)
+    select
+        'ALL' as market,
+        sales_date,
+        sum(net_sales_gbp)::decimal(18, 2),
+        sum(budget_gbp)::decimal(18, 2)
     from by_market
     group by sales_date
 ),
@@ -41,12 +45,12 @@ measured as (
         sales_date,
         net_sales_gbp,
         budget_gbp,
-        net_sales_gbp - budget_gbp as variance_gbp,
+        (net_sales_gbp - budget_gbp)::decimal(18, 2) as variance_gbp,
         round((net_sales_gbp - budget_gbp) / nullif(budget_gbp, 0), 4) as variance_pct,
-        sum(net_sales_gbp) over month_to_date as mtd_net_sales_gbp,
-        sum(budget_gbp) over month_to_date as mtd_budget_gbp,
-        sum(net_sales_gbp) over year_to_date as ytd_net_sales_gbp,
-        sum(budget_gbp) over year_to_date as ytd_budget_gbp
+        (sum(net_sales_gbp) over month_to_date)::decimal(18, 2) as mtd_net_sales_gbp,
+        (sum(budget_gbp) over month_to_date)::decimal(18, 2) as mtd_budget_gbp,
+        (sum(net_sales_gbp) over year_to_date)::decimal(18, 2) as ytd_net_sales_gbp,
+        (sum(budget_gbp) over year_to_date)::decimal(18, 2) as ytd_budget_gbp
     from with_total
     window
         month_to_date as (
@@ -62,8 +66,8 @@ measured as (
 compared as (
     select
         measured.*,
-        measured.mtd_net_sales_gbp - measured.mtd_budget_gbp as mtd_variance_gbp,
-        measured.ytd_net_sales_gbp - measured.ytd_budget_gbp as ytd_variance_gbp,
+        (measured.mtd_net_sales_gbp - measured.mtd_budget_gbp)::decimal(18, 2) as mtd_variance_gbp,
+        (measured.ytd_net_sales_gbp - measured.ytd_budget_gbp)::decimal(18, 2) as ytd_variance_gbp,
         last_year.sales_date as last_year_date,
         last_year.net_sales_gbp as last_year_net_sales_gbp,
         round(

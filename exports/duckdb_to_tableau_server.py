@@ -1,0 +1,459 @@
+#!/usr/bin/env python
+"""Export warehouse tables to a Tableau Hyper extract, back it up, and publish it to Tableau Server.
+
+    python exports/duckdb_to_tableau_server.py --tables TABLE [TABLE ...] --name EXTRACT_NAME
+
+Steps: (1) read the tables from the DuckDB warehouse under daybreak's warehouse lock, (2) write
+them to Parquet, (3) build `<exports>/<NAME>.hyper` with one table per warehouse table, loaded by
+Hyper's own `COPY ... FROM` Parquet, (4) keep a timestamped backup and drop backups beyond
+--keep, (5) publish it as data source NAME to Tableau Server with tableauserverclient, overwriting
+the previous one. Without [tableau] server_url in the config, step 5 is skipped: the local
+extract and its backup are the result. The backup is taken before publishing, so a failed
+publish leaves both the extract and its backup.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import logging
+import re
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+if __name__ == "__main__":  # run as a script: make the repository importable, use its .venv
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from daybreak.venv import ensure_project_python
+
+    ensure_project_python(__file__)
+
+import duckdb
+
+from daybreak.config import ConfigError, Settings, load_settings
+from daybreak.logs import redact, setup_logging
+from daybreak.warehouse import warehouse_lock
+
+log = logging.getLogger(__name__)
+
+EXIT_CODES = {"arguments": 2, "tables": 3, "read": 4, "hyper": 5, "backup": 6, "publish": 7}
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+class ExportError(Exception):
+    """One step of the export failed; `step` picks the exit code."""
+
+    def __init__(self, step: str, message: str) -> None:
+        self.step = step
+        self.exit_code = EXIT_CODES[step]
+        super().__init__(f"{step}: {message}")
+
+
+@dataclass
+class ExportReport:
+    """What an export produced: the asset's value and the CLI's last lines."""
+
+    name: str
+    hyper: str
+    bytes: int = 0
+    rows: dict[str, int] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+    backup: str | None = None
+    datasource_id: str | None = None
+    project: str | None = None
+
+    @property
+    def published(self) -> str:
+        return f"published as {self.datasource_id}" if self.datasource_id else "not published"
+
+    def summary(self) -> str:
+        tables = ", ".join(f"{t} {n:,} rows" for t, n in self.rows.items())
+        return f"{Path(self.hyper).name}: {tables}, {self.bytes / 1e6:,.1f} MB, {self.published}"
+
+
+# -- 1 + 2: the warehouse, read under the lock, to Parquet ------------------------------------
+
+
+def _check_names(tables: list[str]) -> None:
+    bad = [t for t in tables if not _IDENTIFIER.fullmatch(t)]
+    if bad:
+        raise ExportError("tables", f"refused table name {bad[0]!r}: only plain identifiers")
+    if len(set(tables)) != len(tables):
+        raise ExportError("tables", "a table is named twice")
+
+
+def _read_to_parquet(
+    settings: Settings, tables: list[str], name: str, staging: Path
+) -> dict[str, list[tuple[str, str]]]:
+    """Each table's columns (name, DuckDB type), written to `staging/<table>.parquet`."""
+    warehouse = settings.paths.warehouse
+    if not warehouse.exists():
+        raise ExportError("read", f"warehouse {warehouse} does not exist: build it first")
+    columns: dict[str, list[tuple[str, str]]] = {}
+    with warehouse_lock(settings.paths.state, f"export {name}"):
+        try:
+            con = duckdb.connect(str(warehouse), read_only=True)
+        except duckdb.Error as exc:
+            raise ExportError("read", f"cannot open {warehouse}: {exc}") from None
+        try:
+            known = {
+                row[0]
+                for row in con.execute(
+                    "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'"
+                ).fetchall()
+            }
+            missing = [t for t in tables if t not in known]
+            if missing:
+                raise ExportError(
+                    "tables", f"table {missing[0]!r} is not in the warehouse {warehouse.name}"
+                )
+            for table in tables:
+                described = con.execute(
+                    "SELECT column_name, data_type FROM information_schema.columns "
+                    "WHERE table_schema = 'main' AND table_name = ? ORDER BY ordinal_position",
+                    [table],
+                ).fetchall()
+                columns[table] = [(str(c), str(t)) for c, t in described]
+                target = (staging / f"{table}.parquet").as_posix().replace("'", "''")
+                con.execute(f"COPY main.\"{table}\" TO '{target}' (FORMAT parquet)")
+        except duckdb.Error as exc:
+            raise ExportError("read", f"reading {warehouse.name}: {exc}") from None
+        finally:
+            con.close()
+    return columns
+
+
+# -- 3: Hyper ---------------------------------------------------------------------------------
+
+
+def _hyper_type(duck_type: str) -> Any:
+    from tableauhyperapi import SqlType
+
+    t = duck_type.upper()
+    simple = {
+        "BOOLEAN": SqlType.bool(),
+        "TINYINT": SqlType.small_int(),
+        "SMALLINT": SqlType.small_int(),
+        "INTEGER": SqlType.int(),
+        "BIGINT": SqlType.big_int(),
+        "FLOAT": SqlType.double(),
+        "DOUBLE": SqlType.double(),
+        "VARCHAR": SqlType.text(),
+        "DATE": SqlType.date(),
+        "TIME": SqlType.time(),
+        "TIMESTAMP": SqlType.timestamp(),
+        "TIMESTAMP WITH TIME ZONE": SqlType.timestamp_tz(),
+    }
+    if t in simple:
+        return simple[t]
+    if m := re.fullmatch(r"DECIMAL\((\d+),\s*(\d+)\)", t):
+        return SqlType.numeric(int(m[1]), int(m[2]))
+    return None
+
+
+def _build_hyper(
+    columns: dict[str, list[tuple[str, str]]], staging: Path, dest: Path
+) -> dict[str, int]:
+    from tableauhyperapi import (
+        Connection,
+        CreateMode,
+        HyperProcess,
+        Nullability,
+        SchemaName,
+        TableDefinition,
+        TableName,
+        Telemetry,
+        escape_string_literal,
+    )
+
+    definitions = {}
+    for table, cols in columns.items():
+        mapped = []
+        for column, duck_type in cols:
+            hyper_type = _hyper_type(duck_type)
+            if hyper_type is None:
+                raise ExportError(
+                    "hyper",
+                    f"table {table!r} column {column!r} has type {duck_type}, which a Hyper "
+                    "extract cannot hold: cast it in the dbt model",
+                )
+            mapped.append(TableDefinition.Column(column, hyper_type, Nullability.NULLABLE))
+        definitions[table] = TableDefinition(TableName("Extract", table), mapped)
+
+    rows: dict[str, int] = {}
+    # Written beside the target under a temporary name and renamed only when complete.
+    tmp = dest.with_name(f".{dest.stem}.building.hyper")
+    tmp.unlink(missing_ok=True)
+    parameters = {"log_dir": str(staging)}
+    wide = [
+        f"{table}.{column}"
+        for table, cols in columns.items()
+        for column, duck_type in cols
+        if (m := re.fullmatch(r"DECIMAL\((\d+),\s*\d+\)", duck_type.upper())) and int(m[1]) > 18
+    ]
+    if wide:
+        # 128-bit numerics need Hyper file format 3 (Tableau 2022.4.1 and newer).
+        log.info("%s: numerics wider than 18 digits need Hyper file format 3", ", ".join(wide))
+        parameters["default_database_version"] = "3"
+    try:
+        with (
+            HyperProcess(
+                Telemetry.DO_NOT_SEND_USAGE_DATA_TO_TABLEAU, parameters=parameters
+            ) as hyper,
+            Connection(hyper.endpoint, tmp, CreateMode.CREATE_AND_REPLACE) as connection,
+        ):
+            connection.catalog.create_schema(SchemaName("Extract"))
+            for table, definition in definitions.items():
+                connection.catalog.create_table(definition)
+                source = escape_string_literal(str(staging / f"{table}.parquet"))
+                rows[table] = connection.execute_command(
+                    f"COPY {definition.table_name} FROM {source} WITH (FORMAT => 'parquet')"
+                )
+        tmp.replace(dest)
+    except ExportError:
+        raise
+    except Exception as exc:  # the Hyper API raises its own HyperException, among others
+        raise ExportError("hyper", f"building {dest.name}: {exc}") from None
+    finally:
+        tmp.unlink(missing_ok=True)
+    return rows
+
+
+# -- 4: backup --------------------------------------------------------------------------------
+
+
+def _backup(hyper: Path, folder: Path, keep: int) -> Path:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")
+        target = folder / f"{hyper.stem}__{stamp}.hyper"
+        shutil.copyfile(hyper, target)
+        for old in sorted(folder.glob(f"{hyper.stem}__*.hyper"))[:-keep]:
+            old.unlink()
+        return target
+    except OSError as exc:
+        raise ExportError("backup", f"backing up {hyper.name} to {folder}: {exc}") from None
+
+
+# -- 5: Tableau Server ------------------------------------------------------------------------
+
+
+def _publish(settings: Settings, hyper: Path, name: str, project_name: str) -> str:
+    import tableauserverclient as TSC
+    from tableauserverclient.server.endpoint.exceptions import (
+        InternalServerError,
+        ServerResponseError,
+        XMLError,
+    )
+
+    tableau, secrets = settings.tableau, settings.secrets
+    assert tableau.server_url is not None
+    auth: TSC.PersonalAccessTokenAuth | TSC.TableauAuth
+    if secrets.tableau_token_name and secrets.tableau_token_secret:
+        auth = TSC.PersonalAccessTokenAuth(
+            secrets.tableau_token_name,
+            secrets.tableau_token_secret.get_secret_value(),
+            site_id=tableau.site,
+        )
+        credential = "TABLEAU_TOKEN_NAME and TABLEAU_TOKEN_SECRET"
+    else:
+        assert secrets.tableau_username and secrets.tableau_password
+        auth = TSC.TableauAuth(
+            secrets.tableau_username,
+            secrets.tableau_password.get_secret_value(),
+            site_id=tableau.site,
+        )
+        credential = "TABLEAU_USERNAME and TABLEAU_PASSWORD"
+    try:
+        server = TSC.Server(tableau.server_url, use_server_version=tableau.use_server_version)
+        if tableau.api_version:
+            server.version = tableau.api_version
+        server.auth.sign_in(auth)
+    except XMLError as exc:  # FailedSignInError and ServerResponseError both carry code/summary
+        raise ExportError(
+            "publish",
+            f"Tableau sign-in refused ({exc.code} {exc.summary}): check {credential} "
+            f"and [tableau] site {tableau.site!r}",
+        ) from None
+    except Exception as exc:  # connection errors and the like
+        raise ExportError(
+            "publish", f"cannot reach Tableau Server {tableau.server_url}: {exc}"
+        ) from None
+    try:
+        project = next((p for p in TSC.Pager(server.projects) if p.name == project_name), None)
+        if project is None:
+            raise ExportError(
+                "publish",
+                f"project {project_name!r} not found on site {tableau.site or 'Default'!r}",
+            )
+        item = TSC.DatasourceItem(project_id=project.id, name=name)
+        for attempt in range(1, tableau.max_attempts + 1):
+            try:
+                published = server.datasources.publish(
+                    item, str(hyper), mode=TSC.Server.PublishMode.Overwrite
+                )
+                return str(published.id)
+            except (InternalServerError, ServerResponseError, OSError) as exc:
+                status = getattr(exc, "code", None) or type(exc).__name__
+                transient = isinstance(exc, InternalServerError | OSError) or str(
+                    status
+                ).startswith("5")
+                if not transient or attempt == tableau.max_attempts:
+                    raise ExportError(
+                        "publish",
+                        f"publishing {name} to project {project_name!r} failed ({status}) after "
+                        f"{attempt} attempt(s)",
+                    ) from None
+                wait = tableau.backoff_seconds * 2 ** (attempt - 1)
+                log.warning(
+                    "publish of %s failed (%s); retry %d in %.1f s", name, status, attempt, wait
+                )
+                time.sleep(wait)
+    except ServerResponseError as exc:
+        raise ExportError(
+            "publish", f"Tableau Server refused a request ({exc.code} {exc.summary})"
+        ) from None
+    finally:
+        with contextlib.suppress(Exception):
+            server.auth.sign_out()
+    raise AssertionError("unreachable")
+
+
+# -- the whole export -------------------------------------------------------------------------
+
+
+def export_extract(
+    settings: Settings,
+    tables: list[str],
+    name: str,
+    *,
+    publish: bool = True,
+    project: str | None = None,
+    backup_dir: Path | None = None,
+    keep: int | None = None,
+) -> ExportReport:
+    """Run the export; raises ExportError naming the step (and table) that failed."""
+    _check_names(tables)
+    if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_ .-]{0,99}", name) or name.endswith("."):
+        raise ExportError("arguments", f"refused extract name {name!r}")
+    exports = settings.paths.exports
+    exports.mkdir(parents=True, exist_ok=True)
+    report = ExportReport(name=name, hyper=str(exports / f"{name}.hyper"))
+    clock = time.monotonic()
+
+    def lap(step: str) -> None:
+        nonlocal clock
+        now = time.monotonic()
+        report.seconds[step] = round(now - clock, 3)
+        clock = now
+
+    with tempfile.TemporaryDirectory(prefix=f".{name}.", dir=exports) as tmp:
+        staging = Path(tmp)
+        columns = _read_to_parquet(settings, tables, name, staging)
+        lap("read")
+        report.rows = _build_hyper(columns, staging, Path(report.hyper))
+        lap("hyper")
+    report.bytes = Path(report.hyper).stat().st_size
+    report.backup = str(
+        _backup(
+            Path(report.hyper),
+            backup_dir or exports / "backups",
+            keep or settings.tableau.keep_backups,
+        )
+    )
+    lap("backup")
+    report.project = project or settings.tableau.project
+    if not publish:
+        log.info("%s: not published (--no-publish)", name)
+    elif not settings.tableau.server_url:
+        log.info("%s: not published: no Tableau server configured ([tableau] server_url)", name)
+    else:
+        report.datasource_id = _publish(settings, Path(report.hyper), name, report.project)
+        lap("publish")
+    log.info("%s", report.summary())
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="duckdb_to_tableau_server.py",
+        description=__doc__.split("\n\n")[0] if __doc__ else None,
+        epilog=(
+            "exit codes: 0 success; 2 bad arguments or config; 3 a table refused (not a plain "
+            "identifier, or not in the warehouse); 4 reading the warehouse failed; 5 building the "
+            "Hyper file failed; 6 the backup failed; 7 publishing failed. A failed step prints "
+            "one line on stderr naming it."
+        ),
+    )
+    parser.add_argument(
+        "--tables",
+        nargs="+",
+        required=True,
+        metavar="TABLE",
+        help="warehouse tables (plain names) to put in the extract, one Hyper table each",
+    )
+    parser.add_argument(
+        "--name",
+        required=True,
+        metavar="EXTRACT_NAME",
+        help="extract name: the .hyper file's name and the published data source's",
+    )
+    parser.add_argument(
+        "--no-publish", action="store_true", help="build and back up the extract, do not publish it"
+    )
+    parser.add_argument(
+        "--project",
+        metavar="NAME",
+        help="Tableau project to publish into (default: [tableau] project)",
+    )
+    parser.add_argument(
+        "--backup-dir",
+        type=Path,
+        metavar="DIR",
+        help="where timestamped backups go (default: <exports>/backups)",
+    )
+    parser.add_argument(
+        "--keep",
+        type=int,
+        metavar="N",
+        help="backups of this extract to keep (default: [tableau] keep_backups)",
+    )
+    parser.add_argument(
+        "--config",
+        metavar="PATH",
+        help="config file (default: $DAYBREAK_CONFIG or ./daybreak.toml)",
+    )
+    args = parser.parse_args(argv)
+    setup_logging()
+    if args.keep is not None and args.keep < 1:
+        print("error: arguments: --keep must be at least 1", file=sys.stderr)
+        return EXIT_CODES["arguments"]
+    try:
+        settings = load_settings(args.config)
+        redact.register(settings.secrets.values())
+        report = export_extract(
+            settings,
+            args.tables,
+            args.name,
+            publish=not args.no_publish,
+            project=args.project,
+            backup_dir=args.backup_dir,
+            keep=args.keep,
+        )
+    except ConfigError as exc:
+        print(f"error: arguments: {redact(str(exc))}", file=sys.stderr)
+        return EXIT_CODES["arguments"]
+    except ExportError as exc:
+        print(f"error: {redact(str(exc))}", file=sys.stderr)
+        return exc.exit_code
+    print(report.summary())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
