@@ -24,6 +24,7 @@ from hamilton.function_modifiers import config, tag
 from daybreak.budget import BudgetTable, read_budget
 from daybreak.config import Settings
 from daybreak.lake import atomic_path
+from daybreak.retry import retry_policy
 from daybreak.sharepoint import GraphClient, GraphLocation
 
 log = logging.getLogger(__name__)
@@ -119,6 +120,7 @@ def budget_long(budget_workbook: Path, settings: Settings) -> BudgetTable:
     return read_budget(budget_workbook, currencies, name=settings.budget.file)
 
 
+@retry_policy(max_retries=5, delay=60, backoff="exponential")
 @tag(group="budget_ingestion", kind="ingestion")
 def daily_sales_budget_exchange_ingest(
     budget_long: BudgetTable, budget_workbook: Path, settings: Settings

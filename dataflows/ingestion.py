@@ -9,6 +9,7 @@ from __future__ import annotations
 from hamilton.function_modifiers import ResolveAt, parameterize, resolve, tag, value
 
 from daybreak import datasets
+from daybreak.retry import retry_policy
 from daybreak.sync import SyncContext, SyncReport, sync_dataset
 
 ORDERS_DAYS_BACK = 30
@@ -27,6 +28,7 @@ def _per_market_orders(markets: list[str]) -> parameterize:
 
 
 @resolve(when=ResolveAt.CONFIG_AVAILABLE, decorate_with=_per_market_orders)
+@retry_policy(max_retries=5, delay=60, backoff="exponential")
 @tag(group="azure_ingestion_orders", kind="ingestion", market_scoped="true")
 def market_orders_azure(sync_context: SyncContext, market: str, days_back: int) -> SyncReport:
     """Daily order lines of one market ({market}), one Parquet file per day in the lake."""
@@ -39,6 +41,7 @@ def market_orders_azure(sync_context: SyncContext, market: str, days_back: int) 
     )
 
 
+@retry_policy(max_retries=5, delay=60, backoff="exponential")
 @tag(group="azure_ingestion_reference", kind="ingestion")
 def uk_products_sku(sync_context: SyncContext) -> SyncReport:
     """UK product reference: one row per SKU with product name, category, brand and unit cost."""
@@ -47,9 +50,19 @@ def uk_products_sku(sync_context: SyncContext) -> SyncReport:
     )
 
 
+@retry_policy(max_retries=5, delay=60, backoff="exponential")
 @tag(group="azure_ingestion_reference", kind="ingestion")
 def uk_new_names(sync_context: SyncContext) -> SyncReport:
     """UK new customers: one row per customer with name, opt-in and first order date."""
     return sync_dataset(
         sync_context, "uk_new_names", datasets.UK_NEW_NAMES, market="UK", force=True
+    )
+
+
+@retry_policy(max_retries=5, delay=60, backoff="exponential")
+@tag(group="azure_ingestion_scv", kind="ingestion")
+def scv_customers_azure(sync_context: SyncContext) -> SyncReport:
+    """Single Customer View: a monthly snapshot, one row per customer, landed early each month."""
+    return sync_dataset(
+        sync_context, "scv_customers_azure", datasets.SCV_CUSTOMERS, market="UK", days_back=62
     )

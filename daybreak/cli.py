@@ -1,4 +1,4 @@
-"""`runner.py`'s command line: materialize assets, run jobs, list assets and jobs.
+"""`runner.py`'s command line: the scheduler (no command), runs, and what happened.
 
 Exit codes: 0 success; 1 an asset failed or was skipped; 2 bad config, arguments or names.
 """
@@ -6,16 +6,23 @@ Exit codes: 0 success; 1 an asset failed or was skipped; 2 bad config, arguments
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import logging
+import signal
 import sys
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
-from daybreak import demo, graph
+from daybreak import graph, warehouse
 from daybreak.config import ConfigError, Settings, load_settings
 from daybreak.export_assets import ExportAssetError
+from daybreak.history import History
 from daybreak.logs import redact, setup_logging
-from daybreak.materialize import format_summary, materialize, run_inputs
+from daybreak.materialize import format_summary
+from daybreak.runs import execute_run
+from daybreak.scheduler import Scheduler, schedule_of
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -33,7 +40,15 @@ def _parser() -> argparse.ArgumentParser:
         prog="runner.py", description="daybreak: run data assets and jobs, and show what exists."
     )
     _common(parser)
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    parser.add_argument(
+        "--grace", type=float, default=60.0, metavar="SECONDS",
+        help="on stop, how long running jobs may finish (default 60)",
+    )  # fmt: skip
+    parser.set_defaults(handler=_serve)
+    sub = parser.add_subparsers(
+        dest="command", metavar="COMMAND",
+        description="without a command, runs the scheduler until Ctrl-C or SIGTERM",
+    )  # fmt: skip
 
     p = sub.add_parser("materialize", help="run assets once, with the upstream assets they need")
     _common(p)
@@ -52,22 +67,37 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(handler=_assets)
 
-    p = sub.add_parser("jobs", help="list the jobs declared in the config")
+    p = sub.add_parser("jobs", help="the jobs: schedule in words and next run in the job's zone")
     _common(p)
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(handler=_jobs)
+
+    p = sub.add_parser(
+        "status", help="per job: last run, result, next run; per asset: last success"
+    )
+    _common(p)
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(handler=_status)
+
+    p = sub.add_parser("history", help="recent runs, newest first")
+    _common(p)
+    p.add_argument("--job", help="only this job's runs")
+    p.add_argument("--limit", type=int, default=20, help="how many runs (default 20)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(handler=_history)
+
+    p = sub.add_parser("logs", help="a run's log and its asset attempts")
+    _common(p)
+    p.add_argument("run_id", metavar="RUN_ID")
+    p.set_defaults(handler=_logs)
     return parser
 
 
-def _execute(settings: Settings, names: list[str], full: bool) -> int:
-    dr = graph.build_driver(settings)
-    demo.ensure_demo_data(settings)
-    assets = graph.catalogue(dr)
-    plan = graph.with_upstream(assets, graph.select(assets, names))
-    inputs = {"settings": settings, **run_inputs(full_refresh=full)}
-    results = materialize(dr, assets, plan, inputs)
-    print(format_summary(results))
-    return EXIT_OK if all(r.status == "success" for r in results) else EXIT_FAILED
+def _execute(settings: Settings, names: list[str], full: bool, job: str | None = None) -> int:
+    outcome = execute_run(settings, names, job=job, full_refresh=full)
+    print(format_summary(outcome.results))
+    print(f"run {outcome.run_id}: {outcome.status} (log: {outcome.log_path})")
+    return EXIT_OK if outcome.status == "success" else EXIT_FAILED
 
 
 def _materialize(settings: Settings, args: argparse.Namespace) -> int:
@@ -80,7 +110,7 @@ def _run_job(settings: Settings, args: argparse.Namespace) -> int:
         raise graph.SelectionError(
             f"unknown job {args.job!r} (jobs: {', '.join(settings.jobs) or 'none configured'})"
         )
-    return _execute(settings, job.select, args.full)
+    return _execute(settings, job.select, args.full, job=args.job)
 
 
 def _assets(settings: Settings, args: argparse.Namespace) -> int:
@@ -95,19 +125,114 @@ def _assets(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _jobs(settings: Settings, args: argparse.Namespace) -> int:
+    now = dt.datetime.now(dt.UTC)
+    listed: dict[str, dict[str, Any]] = {}
+    upcoming: dict[str, dt.datetime | None] = {}
+    for name, job in settings.jobs.items():
+        schedule = schedule_of(job)
+        upcoming[name] = schedule.next_after(now).astimezone(schedule.zone) if schedule else None
+        listed[name] = {
+            "description": job.description,
+            "select": job.select,
+            "cron": job.cron,
+            "timezone": job.timezone if job.cron else None,
+            "schedule": schedule.describe() if schedule else "not scheduled",
+            "next_run": upcoming[name].isoformat() if upcoming[name] else None,  # type: ignore[union-attr]
+        }
     if args.json:
-        print(
-            json.dumps(
-                {
-                    name: {"description": j.description, "select": j.select}
-                    for name, j in settings.jobs.items()
-                },
-                indent=2,
-            )
-        )
-    else:
-        for name, j in settings.jobs.items():
-            print(f"{name:<32} {j.description}  [{', '.join(j.select)}]")
+        print(json.dumps(listed, indent=2))
+        return EXIT_OK
+    for name, entry in listed.items():
+        nxt = upcoming[name]
+        when = nxt.strftime("%a %d %b %Y %H:%M %Z") if nxt else "-"
+        print(f"{name:<32} {entry['schedule']:<52} next: {when}")
+        print(f"{'':<32} {entry['description']}")
+    return EXIT_OK
+
+
+def status_data(settings: Settings) -> dict[str, Any]:
+    """What `status` shows (and, later, the status page): jobs, assets, what is running."""
+    history = History(settings.paths.state)
+    now = dt.datetime.now(dt.UTC)
+    jobs = {}
+    for name, job in settings.jobs.items():
+        schedule = schedule_of(job)
+        last = next(iter(history.runs(job=name, limit=1)), None)
+        jobs[name] = {
+            "schedule": schedule.describe() if schedule else "not scheduled",
+            "next_run": schedule.next_after(now).astimezone(schedule.zone).isoformat()
+            if schedule else None,
+            "last_run": last.run_id if last else None,
+            "last_status": last.status if last else "never",
+            "last_started": last.started_at if last else None,
+            "last_seconds": last.seconds if last else None,
+            "last_error": last.error if last else None,
+        }  # fmt: skip
+    successes = history.last_success()
+    assets = {
+        name: {"group": asset.group, "last_success": successes.get(name)}
+        for name, asset in graph.catalogue(graph.build_driver(settings)).items()
+    }
+    running = [r.run_id for r in history.runs(limit=50) if r.status == "running"]
+    holder = warehouse.holder(settings.paths.state)
+    return {"jobs": jobs, "assets": assets, "running": running, "warehouse_lock": holder}
+
+
+def _status(settings: Settings, args: argparse.Namespace) -> int:
+    data = status_data(settings)
+    if args.json:
+        print(json.dumps(data, indent=2))
+        return EXIT_OK
+    print("jobs:")
+    for name, job in data["jobs"].items():
+        print(f"  {name:<32} last: {job['last_status']:<11} {job['last_started'] or '-':<26}"
+              f" next: {job['next_run'] or '-'}")  # fmt: skip
+    print("assets:")
+    for name, asset in data["assets"].items():
+        print(f"  {name:<36} {asset['group']:<36} last success: {asset['last_success'] or 'never'}")
+    print(f"running: {', '.join(data['running']) or 'nothing'}")
+    if data["warehouse_lock"]:
+        print(f"warehouse lock held by: {data['warehouse_lock']}")
+    return EXIT_OK
+
+
+def _history(settings: Settings, args: argparse.Namespace) -> int:
+    runs = History(settings.paths.state).runs(job=args.job, limit=args.limit)
+    if args.json:
+        print(json.dumps([r.__dict__ for r in runs], indent=2))
+        return EXIT_OK
+    for r in runs:
+        seconds = f"{r.seconds:.1f} s" if r.seconds is not None else "-"
+        print(f"{r.run_id}  {r.job or '(materialize)':<30} {r.trigger:<9} {r.status:<11} "
+              f"{seconds:>9}  {r.error or ''}")  # fmt: skip
+    return EXIT_OK
+
+
+def _logs(settings: Settings, args: argparse.Namespace) -> int:
+    history = History(settings.paths.state)
+    run = history.run(args.run_id)
+    if run is None:
+        raise graph.SelectionError(f"unknown run {args.run_id!r} (see `runner.py history`)")
+    print(f"run {run.run_id}: {run.status} ({run.trigger}{', job ' + run.job if run.job else ''})")
+    for a in history.attempts(run.run_id):
+        print(f"  {a['asset']:<36} attempt {a['attempt']}  {a['status']:<11} "
+              f"{(a['error'] or '').splitlines()[0] if a['error'] else ''}")  # fmt: skip
+    path = Path(run.log_path)
+    print(f"--- {path}")
+    print(path.read_text(encoding="utf-8") if path.exists() else "(the log file was pruned)")
+    return EXIT_OK
+
+
+def _serve(settings: Settings, args: argparse.Namespace) -> int:
+    scheduler = Scheduler(settings, run_job=execute_run)
+
+    def stop(signum: int, frame: Any) -> None:
+        logging.getLogger(__name__).info("received signal %d: stopping", signum)
+        scheduler.stop.set()
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    scheduler.serve(grace=args.grace)
     return EXIT_OK
 
 

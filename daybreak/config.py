@@ -159,6 +159,36 @@ class ExportConfig(_Strict):
     description: str = ""
 
 
+class RetryOverride(_Strict):
+    """Overrides of the retry policy an asset declares (unset fields keep the declared value)."""
+
+    max_retries: Annotated[int, Field(ge=0, le=100)] | None = None
+    delay: Annotated[float, Field(ge=0, strict=False)] | None = None
+    backoff: Literal["constant", "linear", "exponential"] | None = None
+    jitter: Annotated[float, Field(ge=0, le=1, strict=False)] | None = None
+    max_delay: Annotated[float, Field(ge=0, strict=False)] | None = None
+
+
+class RetriesConfig(_Strict):
+    """Retry settings: per-asset overrides and a scale on every wait."""
+
+    # Multiplies every retry wait: 1 in production; tests shrink it.
+    delay_scale: Annotated[float, Field(ge=0, strict=False)] = 1.0
+    assets: dict[str, RetryOverride] = {}
+
+
+class BackupConfig(_Strict):
+    """Warehouse backups (in <state>/backups/warehouse): how many are kept."""
+
+    keep: Annotated[int, Field(ge=1, le=1000)] = 7
+
+
+class HistoryConfig(_Strict):
+    """How long run history and run logs are kept."""
+
+    retention_days: Annotated[int, Field(ge=1, le=3650)] = 365
+
+
 class DemoConfig(_Strict):
     """The generated demo landing zone (embedded default and benchmarks)."""
 
@@ -169,11 +199,24 @@ class DemoConfig(_Strict):
     rows_per_day: Annotated[int, Field(ge=1, le=10_000_000)] = 300
 
 
+def _cron(expression: str) -> str:
+    from daybreak.cron import CronSchedule
+
+    CronSchedule.parse(expression, "UTC")  # the zone is checked on its own key
+    return expression
+
+
 class JobConfig(_Strict):
-    """A named selection of assets (asset names or group names)."""
+    """A named selection of assets (asset names or group names), optionally on a schedule."""
 
     description: str = ""
     select: Annotated[list[Annotated[str, AfterValidator(_identifier)]], Field(min_length=1)]
+    tags: dict[str, str] = {}
+    cron: Annotated[str, AfterValidator(_cron)] | None = None
+    timezone: Annotated[str, AfterValidator(_valid_timezone)] = "Europe/London"
+    # A tick missed while the runner was down is run once on start if it is this recent;
+    # 0 turns catch-up off. Older misses are recorded, not replayed.
+    catch_up_hours: Annotated[float, Field(ge=0, le=24 * 7, strict=False)] = 6.0
 
 
 class _File(_Strict):
@@ -185,6 +228,9 @@ class _File(_Strict):
     budget: BudgetConfig = BudgetConfig()
     tableau: TableauConfig = TableauConfig()
     exports: list[ExportConfig] = []
+    retries: RetriesConfig = RetriesConfig()
+    history: HistoryConfig = HistoryConfig()
+    backup: BackupConfig = BackupConfig()
     demo: DemoConfig = DemoConfig()
     markets: Annotated[
         dict[Annotated[str, AfterValidator(_market_code)], Market], Field(min_length=1)
@@ -256,6 +302,9 @@ class Settings:
     budget: BudgetConfig
     tableau: TableauConfig
     exports: list[ExportConfig]
+    retries: RetriesConfig
+    history: HistoryConfig
+    backup: BackupConfig
     demo: DemoConfig
     markets: dict[str, Market]
     jobs: dict[str, JobConfig]
@@ -350,6 +399,9 @@ def load_settings(
         budget=parsed.budget,
         tableau=parsed.tableau,
         exports=list(parsed.exports),
+        retries=parsed.retries,
+        history=parsed.history,
+        backup=parsed.backup,
         demo=parsed.demo,
         markets=dict(parsed.markets),
         jobs=dict(parsed.jobs),

@@ -102,3 +102,21 @@ UK_NEW_NAMES = CsvDataset(
     lake_path="reference/uk_new_names/{stem}.parquet",
     optional=frozenset({"email_opt_in"}),
 )
+
+
+SCV_CUSTOMERS = CsvDataset(
+    name="scv_customers",
+    prefix="UK/raw_data/SCV/",
+    blob_pattern=r"(?P<year>\d{4})/scv_customers_(?P<date>\d{8})\.csv",
+    columns=(
+        ("customer_id", "VARCHAR"),
+        ("market", "VARCHAR"),
+        ("segment", "VARCHAR"),
+        ("lifetime_orders", "INTEGER"),
+        ("lifetime_value_gbp", "DECIMAL(14,2)"),
+        ("first_order_date", "DATE"),
+        ("last_order_date", "DATE"),
+    ),
+    lake_path="scv/year={year}/{stem}.parquet",
+    optional=frozenset({"segment", "last_order_date"}),
+)

@@ -204,6 +204,23 @@ def write_budget_workbook(settings: Settings, dest: Path, first: dt.date, last: 
     os.replace(tmp, dest)
 
 
+def _scv_sql(seed: int, rows: int, snapshot: dt.date) -> str:
+    day = sql_string(snapshot.isoformat())
+    return f"""
+    SELECT 'CUK' || lpad(i::VARCHAR, 7, '0') AS customer_id,
+           'UK' AS market,
+           CASE WHEN hash({seed}, 'seg', i) % 5 = 0 THEN NULL
+                ELSE (['loyal', 'new', 'lapsing', 'occasional'])
+                     [1 + (hash({seed}, 's', i) % 4)::BIGINT]
+           END AS segment,
+           1 + (hash({seed}, 'n', i) % 40)::INTEGER AS lifetime_orders,
+           round((hash({seed}, 'v', i) % 500000) / 100.0, 2)::DECIMAL(14,2) AS lifetime_value_gbp,
+           DATE {day} - (365 + hash({seed}, 'f', i) % 2000)::INTEGER AS first_order_date,
+           DATE {day} - (hash({seed}, 'l', i, {day}) % 365)::INTEGER AS last_order_date
+    FROM range({rows}) t(i)
+    """
+
+
 def _write(con: duckdb.DuckDBPyConnection, sql: str, dest: Path) -> None:
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(f".{dest.name}.tmp")
@@ -245,6 +262,14 @@ def generate(
             root / datasets.UK_NEW_NAMES.prefix / "new_names.csv",
         )
         written += 2
+        # Single Customer View: one snapshot on the 1st of each month in the range.
+        month = dt.date(first.year, first.month, 1)
+        while month <= last:
+            if month >= first:
+                name = f"{datasets.SCV_CUSTOMERS.prefix}{month:%Y}/scv_customers_{month:%Y%m%d}.csv"
+                _write(con, _scv_sql(seed, max(rows * 4, 100), month), root / name)
+                written += 1
+            month = (month + dt.timedelta(days=32)).replace(day=1)
     finally:
         con.close()
     write_budget_workbook(settings, root / "sharepoint" / settings.budget.file, first, last)

@@ -27,9 +27,9 @@ class SelectionError(ValueError):
 
 def dataflow_modules() -> list[ModuleType]:
     """The hand-written Hamilton modules of daybreak's graph, in stage order."""
-    from dataflows import budget, ingestion, resources, transform
+    from dataflows import budget, ingestion, maintenance, resources, transform
 
-    return [resources, ingestion, budget, transform]
+    return [resources, ingestion, budget, transform, maintenance]
 
 
 def hamilton_config(settings: Settings) -> dict[str, Any]:

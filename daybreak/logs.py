@@ -15,6 +15,10 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 current_asset: contextvars.ContextVar[str] = contextvars.ContextVar("current_asset", default="-")
+# The run whose log file a line also goes to (set by history.History.run_log).
+current_run: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "current_run", default=None
+)
 
 # Secret-shaped fragments that are redacted even when their value was never registered.
 _SECRET_PATTERNS = [

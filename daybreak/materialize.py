@@ -4,30 +4,39 @@ Policies:
 - Each Python asset runs in its own Hamilton execution, so a failure stays local: an asset whose
   upstream failed is skipped (and says which upstream), independent assets still run. Values of
   assets computed earlier in the run are handed to later ones as overrides, so nothing runs twice.
+- An asset tagged run_last (a warehouse backup) waits until every other asset of the run ended.
 - dbt models are not run one by one: whenever no Python asset is ready, every ready model is built
   in a single `dbt build --select m1 m2 ...` (tests included), and each model's result (its own
   status and its tests') becomes that asset's result. Models dbt skipped because an upstream model
   or test failed are reported as skipped.
-- An asset's exception is recorded with its traceback and never stops the run.
+- A Python asset that fails with a transient error (see daybreak.retry) is executed again after
+  its policy's wait, up to max_retries; bad input and configuration errors fail at once. Only
+  that asset is retried: upstream values stay overrides, so nothing that succeeded reruns.
+- Every attempt is recorded in the run history (when a RunContext is given), and an asset's
+  exception is recorded with its traceback; it never stops the run.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+import threading
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any
 
 from hamilton import driver
 
+from daybreak.config import RetriesConfig
 from daybreak.dbt import DbtBuildFailed, DbtBuildReport, DbtProject
 from daybreak.dbt_assets import MODEL_KIND
 from daybreak.graph import Asset
+from daybreak.history import History
 from daybreak.logs import asset_context, redact
+from daybreak.retry import RetryPolicy, is_transient, policy_from_tags
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +51,8 @@ class AssetResult:
     value: Any = None
     error: str | None = None
     traceback: str | None = None
+    attempts: int = 1
+    exception: BaseException | None = field(default=None, repr=False)
 
     @property
     def summary(self) -> str:
@@ -72,6 +83,40 @@ def run_inputs(*, full_refresh: bool = False, run_date: dt.date | None = None) -
     return {"full_refresh": full_refresh, "run_date": run_date or dt.date.today()}
 
 
+@dataclass
+class RunContext:
+    """Where a run records itself and how it retries; without one, nothing is recorded."""
+
+    history: History | None = None
+    run_id: str | None = None
+    retries: RetriesConfig = field(default_factory=RetriesConfig)
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    def policy(self, asset: Asset) -> RetryPolicy:
+        policy = policy_from_tags(asset.tags)
+        override = self.retries.assets.get(asset.name)
+        if override is not None:
+            changes = {k: v for k, v in override.model_dump().items() if v is not None}
+            policy = replace(policy, **changes)
+        return policy.scaled(self.retries.delay_scale)
+
+    def started(self, asset: str, attempt: int) -> None:
+        if self.history and self.run_id:
+            self.history.start_attempt(self.run_id, asset, attempt)
+
+    def finished(self, result: AssetResult, status: str | None = None) -> None:
+        if self.history and self.run_id:
+            report = result.value
+            if isinstance(report, DbtBuildReport):  # a model keeps its own part of the build
+                own = report.for_model(result.name)
+                report = {"nodes": own} if own else report
+            self.history.finish_attempt(
+                self.run_id, result.name, result.attempts, status or result.status,
+                seconds=result.seconds, error=result.error, traceback=result.traceback,
+                report=report,
+            )  # fmt: skip
+
+
 def _timed(name: str, call: Callable[[], Any]) -> AssetResult:
     started = time.monotonic()
     try:
@@ -81,9 +126,35 @@ def _timed(name: str, call: Callable[[], Any]) -> AssetResult:
         error = redact(f"{type(exc).__name__}: {exc}")
         log.error("failed after %.1f s: %s", seconds, error)
         return AssetResult(
-            name, "failed", seconds, error=error, traceback=redact(traceback.format_exc())
-        )
+            name, "failed", seconds, error=error, traceback=redact(traceback.format_exc()),
+            exception=exc,
+        )  # fmt: skip
     return AssetResult(name, "success", time.monotonic() - started, value)
+
+
+def _with_retries(name: str, asset: Asset, call: Callable[[], Any], ctx: RunContext) -> AssetResult:
+    policy = ctx.policy(asset)
+    attempt = 1
+    while True:
+        ctx.started(name, attempt)
+        result = replace(_timed(name, call), attempts=attempt)
+        retry = (
+            result.status == "failed"
+            and attempt <= policy.max_retries
+            and result.exception is not None
+            and is_transient(result.exception)
+        )
+        if not retry:
+            ctx.finished(result)
+            return result
+        ctx.finished(result, "retrying")
+        wait = policy.wait(attempt)
+        log.warning(
+            "transient failure; retry %d of %d in %.1f s", attempt, policy.max_retries, wait
+        )
+        if ctx.stop.wait(wait):  # the runner is stopping: give up rather than sleep on
+            return result
+        attempt += 1
 
 
 def _execute(
@@ -97,8 +168,10 @@ def materialize(
     assets: dict[str, Asset],
     plan: list[str],
     inputs: dict[str, Any],
+    ctx: RunContext | None = None,
 ) -> list[AssetResult]:
     """Execute the assets in `plan` (already in dependency order); never raises for an asset."""
+    ctx = ctx or RunContext()
     in_plan = set(plan)
     results: dict[str, AssetResult] = {}
 
@@ -106,7 +179,11 @@ def materialize(
         return assets[name].tags.get("kind") == MODEL_KIND
 
     def ready(name: str) -> bool:
+        if assets[name].tags.get("run_last") == "true":  # e.g. a backup: after all the rest
+            return all(a in results for a in plan if a != name and a not in last)
         return all(up in results or up not in in_plan for up in assets[name].upstream)
+
+    last = {a for a in plan if assets[a].tags.get("run_last") == "true"}
 
     pending = list(plan)
     while pending:
@@ -124,18 +201,25 @@ def materialize(
                 results[name] = AssetResult(
                     name, "skipped", error=f"upstream failed: {', '.join(failed)}"
                 )
+                ctx.finished(results[name])
                 log.warning("%s skipped: upstream failed: %s", name, ", ".join(failed))
             else:
                 to_run.append(name)
         if not to_run:
             continue
         if is_model(to_run[0]):
-            results.update(_build_models(dr, to_run, inputs))
+            for name in to_run:
+                ctx.started(name, 1)
+            built = _build_models(dr, to_run, inputs)
+            for result in built.values():
+                ctx.finished(result)
+            results.update(built)
             continue
         (name,) = to_run
         overrides = {up: results[up].value for up in assets[name].upstream if up in results}
         with asset_context(name):
-            results[name] = _timed(name, partial(_execute, dr, name, inputs, overrides))
+            call = partial(_execute, dr, name, inputs, overrides)
+            results[name] = _with_retries(name, assets[name], call, ctx)
     return [results[name] for name in plan]
 
 

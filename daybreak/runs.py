@@ -1,0 +1,71 @@
+"""One run of a selection of assets: recorded, logged to its own file, never raising for assets.
+
+The CLI (`runner.py run` / `materialize`) and the scheduler both start runs here, so a run looks
+the same in the history whatever started it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from daybreak import demo, graph
+from daybreak.config import Settings
+from daybreak.history import History
+from daybreak.materialize import AssetResult, RunContext, materialize, run_inputs
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunOutcome:
+    """How a run ended."""
+
+    run_id: str
+    status: str  # success | failed | interrupted
+    log_path: Path
+    results: list[AssetResult] = field(default_factory=list)
+
+
+def execute_run(
+    settings: Settings,
+    selection: list[str],
+    *,
+    job: str | None = None,
+    trigger: str = "manual",
+    scheduled_for: dt.datetime | None = None,
+    full_refresh: bool = False,
+    stop: threading.Event | None = None,
+    history: History | None = None,
+) -> RunOutcome:
+    """Run `selection` (assets or groups) with the upstream assets it needs, and record it."""
+    history = history or History(settings.paths.state)
+    dr = graph.build_driver(settings)
+    assets = graph.catalogue(dr)
+    plan = graph.with_upstream(assets, graph.select(assets, selection))
+    run_id = history.start_run(plan, job=job, trigger=trigger, scheduled_for=scheduled_for)
+    status, error, results = "failed", None, []
+    with history.run_log(run_id) as log_path:
+        log.info("run %s started (%s%s): %s", run_id, trigger, f", job {job}" if job else "",
+                 ", ".join(plan))  # fmt: skip
+        try:
+            demo.ensure_demo_data(settings)
+            ctx = RunContext(history, run_id, settings.retries, stop or threading.Event())
+            inputs = {"settings": settings, **run_inputs(full_refresh=full_refresh)}
+            results = materialize(dr, assets, plan, inputs, ctx)
+            bad = [r for r in results if r.status != "success"]
+            status = "success" if not bad else "failed"
+            if stop is not None and stop.is_set() and bad:
+                status = "interrupted"
+            error = f"{bad[0].name}: {bad[0].summary}" if bad else None
+        except BaseException as exc:  # recorded before it propagates (Ctrl-C included)
+            status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+            error = f"{type(exc).__name__}: {exc}"
+            raise
+        finally:
+            history.finish_run(run_id, status, error)
+            log.info("run %s %s", run_id, status)
+    return RunOutcome(run_id, status, log_path, results)

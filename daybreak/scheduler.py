@@ -1,0 +1,189 @@
+"""The long-lived scheduler: run each job's due ticks, sleep until the next one, stop cleanly.
+
+Policies (each tested in tests/test_scheduler.py):
+- The loop sleeps until the earliest next tick (at most 5 minutes, to notice a clock that jumped
+  after the machine slept); it wakes early only to stop. No polling.
+- A due tick starts its job in a thread of its own. A tick that arrives while the same job is
+  still running is recorded as `skipped`, never stacked.
+- When several ticks of a job passed at once (the machine slept), the latest runs and the earlier
+  ones are recorded as `missed`.
+- On start, runs left `running` by a process that is gone are marked `interrupted`. For each
+  scheduled job, the most recent tick is run once now (trigger `catch-up`) if it has no recorded
+  outcome and lies within the job's `catch_up_hours`; older unrecorded ticks are recorded as
+  `missed`, not replayed.
+- An exception in a run is recorded in its history and never stops the scheduler.
+- On stop (SIGINT/SIGTERM), no new run starts; running ones get `grace` seconds (their retry
+  waits end at once), then whatever still runs is marked `interrupted`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from daybreak.config import JobConfig, Settings
+from daybreak.cron import CronSchedule
+from daybreak.history import History, iso
+
+log = logging.getLogger(__name__)
+
+MAX_SLEEP = dt.timedelta(minutes=5)
+
+
+class Clock(Protocol):
+    def now(self) -> dt.datetime: ...
+
+
+class SystemClock:
+    def now(self) -> dt.datetime:
+        return dt.datetime.now(dt.UTC)
+
+
+def schedule_of(job: JobConfig) -> CronSchedule | None:
+    return CronSchedule.parse(job.cron, job.timezone) if job.cron else None
+
+
+@dataclass
+class Started:
+    job: str
+    tick: dt.datetime
+    trigger: str
+    thread: threading.Thread | None = None
+
+
+RunJob = Callable[..., Any]
+
+
+class Scheduler:
+    """Owns no business logic: due times from cron and zone, runs started, ticks recorded."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        run_job: RunJob,
+        clock: Clock | None = None,
+        history: History | None = None,
+    ) -> None:
+        self.settings = settings
+        self.clock = clock or SystemClock()
+        self.history = history or History(settings.paths.state)
+        self.run_job = run_job
+        self.stop = threading.Event()
+        self.schedules = {
+            name: schedule
+            for name, job in settings.jobs.items()
+            if (schedule := schedule_of(job)) is not None
+        }
+        self._running: dict[str, threading.Thread] = {}
+        self._next: dict[str, dt.datetime] = {}
+
+    # -- decisions (pure enough to test with a fake clock) --------------------------------
+
+    def start(self) -> list[Started]:
+        """Mark orphaned runs interrupted and apply each job's catch-up policy."""
+        gone = self.history.mark_interrupted()
+        if gone:
+            log.warning(
+                "marked %d run(s) left running by a stopped runner as interrupted", len(gone)
+            )
+        now = self.clock.now()
+        started = []
+        for name, schedule in self.schedules.items():
+            window = dt.timedelta(hours=self.settings.jobs[name].catch_up_hours)
+            recorded = {t["scheduled_for"] for t in self.history.ticks(name, limit=500)}
+            recent = schedule.previous_before(now, dt.timedelta(days=7))  # oldest first
+            for tick in recent:
+                if iso(tick) in recorded:
+                    continue
+                if tick == recent[-1] and now - tick <= window:
+                    started.append(self._launch(name, tick, "catch-up"))
+                else:
+                    self.history.record_tick(name, tick, "missed")
+            self._next[name] = schedule.next_after(now)
+        return started
+
+    def due(self, now: dt.datetime) -> list[Started]:
+        """Start (or skip) every job whose next tick has come; return what was decided."""
+        decided = []
+        for name, schedule in self.schedules.items():
+            nxt = self._next.get(name) or schedule.next_after(now)
+            if nxt > now:
+                self._next[name] = nxt
+                continue
+            ticks = schedule.previous_before(now, now - nxt + dt.timedelta(seconds=1))
+            for missed in ticks[:-1]:
+                self.history.record_tick(name, missed, "missed")
+            tick = ticks[-1] if ticks else nxt
+            decided.append(self._launch(name, tick, "schedule"))
+            self._next[name] = schedule.next_after(now)
+        return decided
+
+    def next_wakeup(self, now: dt.datetime) -> dt.datetime:
+        upcoming = [t for t in self._next.values()] or [now + MAX_SLEEP]
+        return min(min(upcoming), now + MAX_SLEEP)
+
+    def next_run(self, name: str, now: dt.datetime | None = None) -> dt.datetime | None:
+        schedule = self.schedules.get(name)
+        return schedule.next_after(now or self.clock.now()) if schedule else None
+
+    # -- running --------------------------------------------------------------------------
+
+    def _launch(self, name: str, tick: dt.datetime, trigger: str) -> Started:
+        running = self._running.get(name)
+        if running is not None and running.is_alive():
+            log.warning("%s: tick %s skipped: the previous run is still going", name, tick)
+            self.history.record_tick(name, tick, "skipped")
+            return Started(name, tick, "skipped")
+        self.history.record_tick(name, tick, "started")
+        thread = threading.Thread(
+            target=self._run, args=(name, tick, trigger), name=f"job-{name}", daemon=True
+        )
+        self._running[name] = thread
+        thread.start()
+        return Started(name, tick, trigger, thread)
+
+    def _run(self, name: str, tick: dt.datetime, trigger: str) -> None:
+        job = self.settings.jobs[name]
+        try:
+            outcome = self.run_job(
+                self.settings, job.select, job=name, trigger=trigger, scheduled_for=tick,
+                stop=self.stop, history=self.history,
+            )  # fmt: skip
+            self.history.record_tick(name, tick, "ran", getattr(outcome, "run_id", None))
+        except Exception:  # recorded; the scheduler goes on
+            log.exception("%s: the run crashed", name)
+
+    def running(self) -> list[str]:
+        return [name for name, t in self._running.items() if t.is_alive()]
+
+    def serve(self, grace: float = 60.0) -> None:
+        """Run until `stop` is set; then let running jobs finish for `grace` seconds."""
+        log.info(
+            "scheduler started with %d scheduled job(s): %s",
+            len(self.schedules),
+            ", ".join(f"{n} {s.describe()}" for n, s in self.schedules.items()) or "none",
+        )
+        self.start()
+        while not self.stop.is_set():
+            now = self.clock.now()
+            self.due(now)
+            self.history.prune(self.settings.history.retention_days)
+            wait = (self.next_wakeup(self.clock.now()) - self.clock.now()).total_seconds()
+            self.stop.wait(max(wait, 0.05))
+        log.info(
+            "stopping: waiting up to %.0f s for %s", grace, ", ".join(self.running()) or "nothing"
+        )
+        for name, thread in list(self._running.items()):
+            thread.join(timeout=grace)
+            if thread.is_alive():
+                log.warning("%s is still running after the grace period", name)
+        interrupted = self.history.mark_interrupted(pids={os.getpid()})
+        if interrupted:
+            log.warning("interrupted: %s", ", ".join(interrupted))
+        log.info("scheduler stopped")
