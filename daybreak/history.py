@@ -243,7 +243,7 @@ class History:
     def attempts(self, run_id: str) -> list[dict[str, Any]]:
         with self._connect() as con:
             rows = con.execute(
-                "SELECT * FROM asset_attempts WHERE run_id = ? ORDER BY started_at, asset, attempt",
+                "SELECT * FROM asset_attempts WHERE run_id = ? ORDER BY rowid",
                 (run_id,),
             ).fetchall()
         return [dict(r) for r in rows]

@@ -8,9 +8,9 @@ Policies (each tested in tests/test_scheduler.py):
 - When several ticks of a job passed at once (the machine slept), the latest runs and the earlier
   ones are recorded as `missed`.
 - On start, runs left `running` by a process that is gone are marked `interrupted`. For each
-  scheduled job, the most recent tick is run once now (trigger `catch-up`) if it has no recorded
-  outcome and lies within the job's `catch_up_hours`; older unrecorded ticks are recorded as
-  `missed`, not replayed.
+  scheduled job, the ticks since its last recorded one were missed: the most recent is run once
+  now (trigger `catch-up`) if it lies within the job's `catch_up_hours` (0: never), the older
+  ones are recorded as `missed`, not replayed. A job with no recorded tick starts from now.
 - An exception in a run is recorded in its history and never stops the scheduler.
 - On stop (SIGINT/SIGTERM), no new run starts; running ones get `grace` seconds (their retry
   waits end at once), then whatever still runs is marked `interrupted`.
@@ -28,7 +28,7 @@ from typing import Any, Protocol
 
 from daybreak.config import JobConfig, Settings
 from daybreak.cron import CronSchedule
-from daybreak.history import History, iso
+from daybreak.history import History
 
 log = logging.getLogger(__name__)
 
@@ -95,17 +95,20 @@ class Scheduler:
         now = self.clock.now()
         started = []
         for name, schedule in self.schedules.items():
+            self._next[name] = schedule.next_after(now)
             window = dt.timedelta(hours=self.settings.jobs[name].catch_up_hours)
-            recorded = {t["scheduled_for"] for t in self.history.ticks(name, limit=500)}
-            recent = schedule.previous_before(now, dt.timedelta(days=7))  # oldest first
+            last = next(iter(self.history.ticks(name, limit=1)), None)
+            if last is None:
+                continue  # never scheduled before: nothing was missed, start from now
+            since = dt.datetime.fromisoformat(last["scheduled_for"])
+            recent = schedule.previous_before(now, now - since)  # after the last one, oldest first
             for tick in recent:
-                if iso(tick) in recorded:
+                if tick <= since:
                     continue
                 if tick == recent[-1] and now - tick <= window:
                     started.append(self._launch(name, tick, "catch-up"))
                 else:
                     self.history.record_tick(name, tick, "missed")
-            self._next[name] = schedule.next_after(now)
         return started
 
     def due(self, now: dt.datetime) -> list[Started]:

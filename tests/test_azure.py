@@ -56,7 +56,8 @@ def local_and_azure(
     client = ContainerClient.from_connection_string(
         connection, container, api_version=AZURITE_API_VERSION
     )
-    assert upload_tree(local.paths.landing, client) == 4 * 40 + 2
+    # 40 days x 4 markets of orders, 2 reference files, 1 SCV snapshot.
+    assert upload_tree(local.paths.landing, client) == 4 * 40 + 2 + 1
     return local, azure_settings(tmp_path / "azure", connection, container), client
 
 

@@ -23,7 +23,10 @@ INGESTION = [
     "uk_new_names",
     "uk_products_sku",
 ]
-PYTHON_ASSETS = [*INGESTION, "daily_sales_budget_exchange_ingest", "build_daily_sales_models"]
+PYTHON_ASSETS = [
+    *INGESTION, "scv_customers_azure", "daily_sales_budget_exchange_ingest",
+    "build_daily_sales_models", "warehouse_backup",
+]  # fmt: skip
 DBT_MODELS = [
     "stg_uk_orders", "stg_de_orders", "stg_it_orders", "stg_jp_orders", "stg_uk_products_sku",
     "stg_uk_new_names", "stg_budget", "int_customers_first_order", "int_orders_summary_daily",
