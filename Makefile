@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.daybreak-installed
 UV_VERSION := 0.13.9
 
 .DEFAULT_GOAL := help
-.PHONY: help bootstrap daily-sales demo-data test lint typecheck lock clean
+.PHONY: help bootstrap daily-sales runner demo-data test lint typecheck lock clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -25,6 +25,9 @@ bootstrap: $(STAMP)  ## create .venv and install daybreak with its locked depend
 
 daily-sales: $(STAMP)  ## run the daily sales flow (writes demo data first if the landing zone is empty)
 	$(PY) runner.py run daily_sales_flow
+
+runner: $(STAMP)  ## the long-lived scheduler: runs the jobs on their schedules until Ctrl-C
+	$(PY) runner.py
 
 demo-data: $(STAMP)  ## (re)write the demo landing zone
 	$(PY) -m daybreak.demo
