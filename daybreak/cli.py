@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from daybreak import graph, warehouse
+from daybreak.alerts import freshness
 from daybreak.config import ConfigError, Settings, load_settings
 from daybreak.export_assets import ExportAssetError
 from daybreak.history import History
@@ -169,10 +170,13 @@ def status_data(settings: Settings) -> dict[str, Any]:
             "last_error": last.error if last else None,
         }  # fmt: skip
     successes = history.last_success()
-    assets = {
-        name: {"group": asset.group, "last_success": successes.get(name)}
+    assets: dict[str, dict[str, Any]] = {
+        name: {"group": asset.group, "last_success": successes.get(name), "freshness": "n/a"}
         for name, asset in graph.catalogue(graph.build_driver(settings)).items()
     }
+    for item in freshness(settings, history):
+        if item.asset in assets:
+            assets[item.asset].update(freshness=item.state, deadline=item.deadline)
     running = [r.run_id for r in history.runs(limit=50) if r.status == "running"]
     holder = warehouse.holder(settings.paths.state)
     return {"jobs": jobs, "assets": assets, "running": running, "warehouse_lock": holder}
@@ -189,7 +193,9 @@ def _status(settings: Settings, args: argparse.Namespace) -> int:
               f" next: {job['next_run'] or '-'}")  # fmt: skip
     print("assets:")
     for name, asset in data["assets"].items():
-        print(f"  {name:<36} {asset['group']:<36} last success: {asset['last_success'] or 'never'}")
+        print(
+            f"  {name:<36} {asset['freshness']:<6} last success: {asset['last_success'] or 'never'}"
+        )
     print(f"running: {', '.join(data['running']) or 'nothing'}")
     if data["warehouse_lock"]:
         print(f"warehouse lock held by: {data['warehouse_lock']}")

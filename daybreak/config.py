@@ -177,6 +177,20 @@ class RetriesConfig(_Strict):
     assets: dict[str, RetryOverride] = {}
 
 
+def _wall_time(text: str) -> str:
+    if not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", text):
+        raise ValueError(f"a time of day as HH:MM, got {text!r}")
+    return text
+
+
+class FreshnessConfig(_Strict):
+    """How current an asset must be: a daily deadline in a zone and/or a maximum age."""
+
+    deadline: Annotated[str, AfterValidator(_wall_time)] | None = None
+    timezone: Annotated[str, AfterValidator(_valid_timezone)] = "Europe/London"
+    max_age_hours: Annotated[float, Field(gt=0, strict=False)] | None = None
+
+
 class BackupConfig(_Strict):
     """Warehouse backups (in <state>/backups/warehouse): how many are kept."""
 
@@ -231,6 +245,7 @@ class _File(_Strict):
     retries: RetriesConfig = RetriesConfig()
     history: HistoryConfig = HistoryConfig()
     backup: BackupConfig = BackupConfig()
+    freshness: dict[Annotated[str, AfterValidator(_identifier)], FreshnessConfig] = {}
     demo: DemoConfig = DemoConfig()
     markets: Annotated[
         dict[Annotated[str, AfterValidator(_market_code)], Market], Field(min_length=1)
@@ -305,6 +320,7 @@ class Settings:
     retries: RetriesConfig
     history: HistoryConfig
     backup: BackupConfig
+    freshness: dict[str, FreshnessConfig]
     demo: DemoConfig
     markets: dict[str, Market]
     jobs: dict[str, JobConfig]
@@ -402,6 +418,7 @@ def load_settings(
         retries=parsed.retries,
         history=parsed.history,
         backup=parsed.backup,
+        freshness=dict(parsed.freshness),
         demo=parsed.demo,
         markets=dict(parsed.markets),
         jobs=dict(parsed.jobs),

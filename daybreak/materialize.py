@@ -220,7 +220,18 @@ def materialize(
         with asset_context(name):
             call = partial(_execute, dr, name, inputs, overrides)
             results[name] = _with_retries(name, assets[name], call, ctx)
+        _record_models_built_by(results[name], ctx)
     return [results[name] for name in plan]
+
+
+def _record_models_built_by(result: AssetResult, ctx: RunContext) -> None:
+    """An asset that ran a dbt build (build_daily_sales_models) materialized those models too."""
+    report = result.value
+    if isinstance(result.exception, DbtBuildFailed):
+        report = result.exception.report
+    if isinstance(report, DbtBuildReport):
+        for model in report.models:
+            ctx.finished(_model_result(report, model.name))
 
 
 def _model_wave(

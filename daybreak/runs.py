@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from daybreak import demo, graph
+from daybreak.alerts import Alerter, alert_urls
 from daybreak.config import Settings
 from daybreak.history import History
 from daybreak.materialize import AssetResult, RunContext, materialize, run_inputs
@@ -68,4 +69,7 @@ def execute_run(
         finally:
             history.finish_run(run_id, status, error)
             log.info("run %s %s", run_id, status)
+            Alerter(settings.paths.state, alert_urls()).run_finished(
+                job, run_id, status, error, log_path
+            )
     return RunOutcome(run_id, status, log_path, results)

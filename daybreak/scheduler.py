@@ -26,6 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from daybreak.alerts import Alerter, alert_urls, freshness
 from daybreak.config import JobConfig, Settings
 from daybreak.cron import CronSchedule
 from daybreak.history import History
@@ -82,6 +83,22 @@ class Scheduler:
         }
         self._running: dict[str, threading.Thread] = {}
         self._next: dict[str, dt.datetime] = {}
+        self.alerter = Alerter(settings.paths.state, alert_urls())
+
+    def _missed(self, name: str, tick: dt.datetime) -> None:
+        self.history.record_tick(name, tick, "missed")
+        self.alerter.tick_missed(name, tick)
+
+    def check_freshness(self, now: dt.datetime) -> list[str]:
+        """Alert (once per deadline) for every asset that missed its deadline; return them."""
+        late = []
+        for item in freshness(self.settings, self.history, now):
+            if item.state != "fresh" and item.deadline is not None:
+                self.alerter.stale(
+                    item.asset, dt.datetime.fromisoformat(item.deadline), item.last_success
+                )
+                late.append(item.asset)
+        return late
 
     # -- decisions (pure enough to test with a fake clock) --------------------------------
 
@@ -108,7 +125,7 @@ class Scheduler:
                 if tick == recent[-1] and now - tick <= window:
                     started.append(self._launch(name, tick, "catch-up"))
                 else:
-                    self.history.record_tick(name, tick, "missed")
+                    self._missed(name, tick)
         return started
 
     def due(self, now: dt.datetime) -> list[Started]:
@@ -121,7 +138,7 @@ class Scheduler:
                 continue
             ticks = schedule.previous_before(now, now - nxt + dt.timedelta(seconds=1))
             for missed in ticks[:-1]:
-                self.history.record_tick(name, missed, "missed")
+                self._missed(name, missed)
             tick = ticks[-1] if ticks else nxt
             decided.append(self._launch(name, tick, "schedule"))
             self._next[name] = schedule.next_after(now)
@@ -176,6 +193,7 @@ class Scheduler:
         while not self.stop.is_set():
             now = self.clock.now()
             self.due(now)
+            self.check_freshness(now)
             self.history.prune(self.settings.history.retention_days)
             wait = (self.next_wakeup(self.clock.now()) - self.clock.now()).total_seconds()
             self.stop.wait(max(wait, 0.05))

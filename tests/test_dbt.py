@@ -18,6 +18,7 @@ import pytest
 from daybreak import datasets, demo, graph
 from daybreak.config import Settings, load_settings
 from daybreak.dbt import DbtBuildFailed, DbtProject
+from daybreak.history import History
 from daybreak.materialize import AssetResult, materialize, run_inputs
 from daybreak.warehouse import warehouse_lock
 from tests.conftest import DEMO_END, ROOT, RUN_DATE, write_config
@@ -297,3 +298,23 @@ def test_a_second_writer_waits_for_the_warehouse_lock_and_then_succeeds(tmp_path
         assert "the test holding the warehouse" in log.read_text()  # says who holds it
     assert proc.wait(timeout=300) == 0, log.read_text()
     assert "build_daily_sales_models" in log.read_text()
+
+
+def test_two_processes_building_at_once_both_succeed_one_after_the_other(tmp_path: Path) -> None:
+    settings = new_settings(tmp_path)
+    assert run(settings, "build_daily_sales_models")["build_daily_sales_models"].status == "success"
+    logs = [tmp_path / "first.log", tmp_path / "second.log"]
+    procs = []
+    for log_file in logs:
+        with log_file.open("w") as out:
+            procs.append(subprocess.Popen(
+                [sys.executable, str(ROOT / "runner.py"), "materialize", "build_daily_sales_models",
+                 "--config", str(settings.config_path)],
+                stdout=out, stderr=subprocess.STDOUT,
+            ))  # fmt: skip
+    codes = [p.wait(timeout=300) for p in procs]
+    texts = [log.read_text() for log in logs]
+    assert codes == [0, 0], texts
+    assert all("10/10 models built" in text for text in texts)
+    # The models count as materialized by the build: freshness and status see them.
+    assert "qi_executive_daily_sales" in History(settings.paths.state).last_success()

@@ -1,0 +1,177 @@
+"""Alerts through apprise (Teams, Slack, email, a webhook) and freshness deadlines.
+
+Incidents, one message each (tracked in the state database, so several processes agree):
+- a job fails (after its retries): opens `failure:<job>`; further failures of the same job stay
+  in that incident; the first success after it sends a recovery message and closes it;
+- a schedule tick is missed: `missed:<job>:<tick>`;
+- an asset misses its freshness deadline: `stale:<asset>:<deadline>`.
+Alert URLs carry tokens and passwords, so they come from the environment
+(`DAYBREAK_ALERT_URLS`, space- or comma-separated), never from daybreak.toml. A broken channel is
+logged and never fails a job. Messages carry no secrets (they pass the redactor).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import logging
+import os
+import re
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from daybreak.config import Settings
+from daybreak.history import History, iso, now_utc
+from daybreak.logs import redact
+
+log = logging.getLogger(__name__)
+
+URLS_ENV = "DAYBREAK_ALERT_URLS"
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS alert_incidents (
+    incident TEXT PRIMARY KEY,
+    opened_at TEXT NOT NULL,
+    closed_at TEXT
+);
+"""
+
+
+def alert_urls(environ: dict[str, str] | None = None) -> list[str]:
+    raw = (environ if environ is not None else os.environ).get(URLS_ENV, "")
+    return [u for u in re.split(r"[\s,]+", raw) if u]
+
+
+class Alerter:
+    """Sends each incident once through every configured apprise URL."""
+
+    def __init__(self, state_dir: Path, urls: list[str]) -> None:
+        self.path = state_dir / "daybreak.sqlite"
+        self.urls = urls
+        redact.register(urls)  # a URL embeds its token: never log it
+        with self._connect() as con:
+            con.executescript(_SCHEMA)
+
+    @contextlib.contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        con = sqlite3.connect(self.path, timeout=60)
+        try:
+            with con:
+                yield con
+        finally:
+            con.close()
+
+    def _open(self, incident: str) -> bool:
+        """Open an incident; False if it is open already (so nothing is sent twice)."""
+        with self._connect() as con:
+            row = con.execute(
+                "SELECT closed_at FROM alert_incidents WHERE incident = ?", (incident,)
+            ).fetchone()
+            if row is not None and row[0] is None:
+                return False
+            con.execute(
+                "INSERT OR REPLACE INTO alert_incidents (incident, opened_at, closed_at) "
+                "VALUES (?, ?, NULL)",
+                (incident, iso(now_utc())),
+            )
+        return True
+
+    def _close(self, incident: str) -> bool:
+        with self._connect() as con:
+            closed = con.execute(
+                "UPDATE alert_incidents SET closed_at = ? WHERE incident = ? AND closed_at IS NULL",
+                (iso(now_utc()), incident),
+            ).rowcount
+        return bool(closed)
+
+    def send(self, title: str, body: str) -> bool:
+        """Notify every URL; a failing channel is logged, never raised."""
+        if not self.urls:
+            log.info("alert (no DAYBREAK_ALERT_URLS configured): %s", title)
+            return False
+        import apprise
+
+        sender = apprise.Apprise()
+        for url in self.urls:
+            if not sender.add(url):
+                log.warning("alert channel not understood by apprise (URL hidden): skipped")
+        try:
+            ok = bool(sender.notify(title=redact(title), body=redact(body)))
+        except Exception as exc:  # a broken channel must not break the job
+            log.warning("sending the alert failed: %s", redact(str(exc)))
+            return False
+        if not ok:
+            log.warning("an alert channel did not accept %r", title)
+        return ok
+
+    # -- the incidents --------------------------------------------------------------------
+
+    def run_finished(
+        self, job: str | None, run_id: str, status: str, error: str | None, log_path: Path
+    ) -> None:
+        if job is None:
+            return  # ad-hoc materializations are not watched; jobs are
+        incident = f"failure:{job}"
+        if status == "failed":
+            if self._open(incident):
+                first = (error or "").splitlines()[0] if error else "see the log"
+                self.send(
+                    f"daybreak: {job} failed",
+                    f"Job {job} failed.\nAsset and error: {first}\nRun: {run_id}\nLog: {log_path}",
+                )
+        elif status == "success" and self._close(incident):
+            self.send(f"daybreak: {job} recovered", f"Job {job} succeeded again (run {run_id}).")
+
+    def tick_missed(self, job: str, tick: dt.datetime) -> None:
+        if self._open(f"missed:{job}:{iso(tick)}"):
+            self.send(
+                f"daybreak: {job} missed its {tick:%Y-%m-%d %H:%M} UTC run",
+                f"The runner was not running at {iso(tick)}; the tick was not replayed.",
+            )
+
+    def stale(self, asset: str, deadline: dt.datetime, last_success: str | None) -> None:
+        if self._open(f"stale:{asset}:{iso(deadline)}"):
+            self.send(
+                f"daybreak: {asset} is not current",
+                f"{asset} owed fresh data by {deadline.isoformat()}; last success: "
+                f"{last_success or 'never'}.",
+            )
+
+
+@dataclass(frozen=True)
+class Freshness:
+    """An asset's state against its freshness policy."""
+
+    asset: str
+    state: str  # fresh | stale | never
+    last_success: str | None
+    deadline: str | None  # the most recent deadline it owed
+
+
+def freshness(
+    settings: Settings, history: History, now: dt.datetime | None = None
+) -> list[Freshness]:
+    """Each asset with a [freshness] policy: fresh, stale or never."""
+    now = now or now_utc()
+    successes = history.last_success()
+    found = []
+    for asset, policy in settings.freshness.items():
+        last = successes.get(asset)
+        last_at = dt.datetime.fromisoformat(last) if last else None
+        owed: dt.datetime | None = None
+        stale = last_at is None
+        if policy.deadline is not None:
+            zone = ZoneInfo(policy.timezone)
+            hour, minute = (int(x) for x in policy.deadline.split(":"))
+            local = now.astimezone(zone)
+            today = local.replace(hour=hour, minute=minute, second=0, microsecond=0)
+            owed = today if today <= local else today - dt.timedelta(days=1)
+            # Current by the deadline: a success since the deadline before it.
+            stale = stale or last_at < owed - dt.timedelta(days=1)  # type: ignore[operator]
+        if policy.max_age_hours is not None and last_at is not None:
+            stale = stale or now - last_at > dt.timedelta(hours=policy.max_age_hours)
+        state = "never" if last_at is None else ("stale" if stale else "fresh")
+        found.append(Freshness(asset, state, last, owed.isoformat() if owed else None))
+    return found
