@@ -18,12 +18,12 @@ import logging
 import os
 import re
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from daybreak.config import Settings
+from daybreak.config import FreshnessConfig, Settings
 from daybreak.history import History, iso, now_utc
 from daybreak.logs import redact
 
@@ -151,13 +151,18 @@ class Freshness:
 
 
 def freshness(
-    settings: Settings, history: History, now: dt.datetime | None = None
+    settings: Settings,
+    history: History,
+    now: dt.datetime | None = None,
+    assets: Iterable[str] = (),
 ) -> list[Freshness]:
-    """Each asset with a [freshness] policy: fresh, stale or never."""
+    """Each asset with a [freshness] policy (and each of `assets`, by the default): its state."""
     now = now or now_utc()
     successes = history.last_success()
+    default = FreshnessConfig(max_age_hours=settings.history.fresh_for_hours)
+    policies = {**dict.fromkeys(assets, default), **settings.freshness}
     found = []
-    for asset, policy in settings.freshness.items():
+    for asset, policy in policies.items():
         last = successes.get(asset)
         last_at = dt.datetime.fromisoformat(last) if last else None
         owed: dt.datetime | None = None

@@ -174,7 +174,7 @@ def status_data(settings: Settings) -> dict[str, Any]:
         name: {"group": asset.group, "last_success": successes.get(name), "freshness": "n/a"}
         for name, asset in graph.catalogue(graph.build_driver(settings)).items()
     }
-    for item in freshness(settings, history):
+    for item in freshness(settings, history, assets=list(assets)):
         if item.asset in assets:
             assets[item.asset].update(freshness=item.state, deadline=item.deadline)
     running = [r.run_id for r in history.runs(limit=50) if r.status == "running"]

@@ -198,9 +198,11 @@ class BackupConfig(_Strict):
 
 
 class HistoryConfig(_Strict):
-    """How long run history and run logs are kept."""
+    """How long run history and run logs are kept, and how long a success counts as fresh."""
 
     retention_days: Annotated[int, Field(ge=1, le=3650)] = 365
+    # An asset without a [freshness] policy is fresh this long after its last success.
+    fresh_for_hours: Annotated[float, Field(gt=0, strict=False)] = 26.0
 
 
 class DemoConfig(_Strict):

@@ -4,7 +4,8 @@ Policies:
 - Each Python asset runs in its own Hamilton execution, so a failure stays local: an asset whose
   upstream failed is skipped (and says which upstream), independent assets still run. Values of
   assets computed earlier in the run are handed to later ones as overrides, so nothing runs twice.
-- An asset tagged run_last (a warehouse backup) waits until every other asset of the run ended.
+- Independent Python assets run side by side (threads; two by default, as the machine has two
+  cores); an asset tagged run_last (a warehouse backup) waits until every other asset ended.
 - dbt models are not run one by one: whenever no Python asset is ready, every ready model is built
   in a single `dbt build --select m1 m2 ...` (tests included), and each model's result (its own
   status and its tests') becomes that asset's result. Models dbt skipped because an upstream model
@@ -18,12 +19,14 @@ Policies:
 
 from __future__ import annotations
 
+import contextvars
 import datetime as dt
 import logging
 import threading
 import time
 import traceback
 from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any
@@ -169,58 +172,76 @@ def materialize(
     plan: list[str],
     inputs: dict[str, Any],
     ctx: RunContext | None = None,
+    *,
+    workers: int = 2,
 ) -> list[AssetResult]:
-    """Execute the assets in `plan` (already in dependency order); never raises for an asset."""
+    """Execute the assets in `plan` (already in dependency order); never raises for an asset.
+
+    Independent Python assets run side by side in `workers` threads; a dbt wave starts only when
+    no Python asset is ready or running, so it gathers every model it can into one build.
+    """
     ctx = ctx or RunContext()
     in_plan = set(plan)
     results: dict[str, AssetResult] = {}
+    last = {a for a in plan if assets[a].tags.get("run_last") == "true"}
 
     def is_model(name: str) -> bool:
         return assets[name].tags.get("kind") == MODEL_KIND
 
     def ready(name: str) -> bool:
-        if assets[name].tags.get("run_last") == "true":  # e.g. a backup: after all the rest
+        if name in last:  # e.g. a backup: after all the rest
             return all(a in results for a in plan if a != name and a not in last)
         return all(up in results or up not in in_plan for up in assets[name].upstream)
 
-    last = {a for a in plan if assets[a].tags.get("run_last") == "true"}
+    def skip_if_upstream_failed(name: str) -> bool:
+        failed = [
+            up for up in assets[name].upstream if up in results and results[up].status != "success"
+        ]
+        if failed:
+            results[name] = AssetResult(
+                name, "skipped", error=f"upstream failed: {', '.join(failed)}"
+            )
+            ctx.finished(results[name])
+            log.warning("%s skipped: upstream failed: %s", name, ", ".join(failed))
+        return bool(failed)
 
-    pending = list(plan)
-    while pending:
-        python = [a for a in pending if ready(a) and not is_model(a)]
-        wave = python[:1] or _model_wave(assets, pending, results, in_plan, is_model)
-        for name in wave:
-            pending.remove(name)
-        to_run = []
-        for name in wave:
-            failed = [
-                up for up in assets[name].upstream
-                if up in results and results[up].status != "success"
-            ]  # fmt: skip
-            if failed:
-                results[name] = AssetResult(
-                    name, "skipped", error=f"upstream failed: {', '.join(failed)}"
-                )
-                ctx.finished(results[name])
-                log.warning("%s skipped: upstream failed: %s", name, ", ".join(failed))
-            else:
-                to_run.append(name)
-        if not to_run:
-            continue
-        if is_model(to_run[0]):
-            for name in to_run:
-                ctx.started(name, 1)
-            built = _build_models(dr, to_run, inputs)
-            for result in built.values():
-                ctx.finished(result)
-            results.update(built)
-            continue
-        (name,) = to_run
+    def run_python(name: str) -> AssetResult:
         overrides = {up: results[up].value for up in assets[name].upstream if up in results}
         with asset_context(name):
             call = partial(_execute, dr, name, inputs, overrides)
-            results[name] = _with_retries(name, assets[name], call, ctx)
-        _record_models_built_by(results[name], ctx)
+            result = _with_retries(name, assets[name], call, ctx)
+        _record_models_built_by(result, ctx)
+        return result
+
+    pending = list(plan)
+    running: dict[Future[AssetResult], str] = {}
+    with ThreadPoolExecutor(max_workers=max(workers, 1), thread_name_prefix="asset") as pool:
+        while pending or running:
+            python = [a for a in pending if ready(a) and not is_model(a)]
+            for name in python:
+                pending.remove(name)
+                if not skip_if_upstream_failed(name):
+                    # Each worker carries this thread's context: the run's log file, its asset.
+                    running[pool.submit(contextvars.copy_context().run, run_python, name)] = name
+            if python:
+                continue  # skips may have made more assets ready
+            if not running:
+                wave = _model_wave(assets, pending, results, in_plan, is_model)
+                if not wave:
+                    break  # nothing can become ready any more
+                for name in wave:
+                    pending.remove(name)
+                to_build = [name for name in wave if not skip_if_upstream_failed(name)]
+                for name in to_build:
+                    ctx.started(name, 1)
+                built = _build_models(dr, to_build, inputs) if to_build else {}
+                for result in built.values():
+                    ctx.finished(result)
+                results.update(built)
+                continue
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in done:
+                results[running.pop(future)] = future.result()
     return [results[name] for name in plan]
 
 

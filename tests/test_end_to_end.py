@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from tests.conftest import run_runner, write_config
@@ -35,6 +36,12 @@ def test_daily_flow_from_an_empty_landing_zone_to_tableau_extracts(tmp_path: Pat
     for name in ("daily_sales_summary", "executive_daily_sales"):
         assert (exports / f"{name}.hyper").stat().st_size > 0
         assert len(list((exports / "backups").glob(f"{name}__*.hyper"))) == 1
+
+    status = json.loads(run_runner("status", "--json", config=config, check=True).stdout)
+    ran = [a for a, s in status["assets"].items() if s["last_success"]]
+    assert len(ran) >= 10 + 10  # ten assets ran, and the ten dbt models the build made
+    assert {status["assets"][a]["freshness"] for a in ran} == {"fresh"}
+    assert status["jobs"]["end_to_end"]["last_status"] == "success"
 
     again = run_runner("run", "end_to_end", config=config, check=True)
     assert "0 rows from 0 files (20 unchanged" in again.stdout
