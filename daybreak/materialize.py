@@ -49,7 +49,7 @@ class AssetResult:
     """How one asset went in a run."""
 
     name: str
-    status: str  # success | failed | skipped
+    status: str  # success | failed | skipped | fresh (needed, current, so not run)
     seconds: float = 0.0
     value: Any = None
     error: str | None = None
@@ -58,7 +58,13 @@ class AssetResult:
     exception: BaseException | None = field(default=None, repr=False)
 
     @property
+    def ok(self) -> bool:
+        return self.status in ("success", "fresh")
+
+    @property
     def summary(self) -> str:
+        if self.status == "fresh":
+            return f"fresh: not run (last success {self.value.last_success})"
         if self.status == "success":
             if isinstance(self.value, DbtBuildReport) and self.name in {
                 m.name for m in self.value.models
@@ -67,6 +73,14 @@ class AssetResult:
             summary = getattr(self.value, "summary", None)
             return summary() if callable(summary) else type(self.value).__name__
         return (self.error or "").splitlines()[0] if self.error else ""
+
+
+@dataclass(frozen=True)
+class Fresh:
+    """Stands in for the value of an upstream asset that was current and so not run."""
+
+    asset: str
+    last_success: str
 
 
 def _model_summary(report: DbtBuildReport, name: str) -> str:
@@ -174,15 +188,21 @@ def materialize(
     ctx: RunContext | None = None,
     *,
     workers: int = 2,
+    fresh: dict[str, str] | None = None,
 ) -> list[AssetResult]:
     """Execute the assets in `plan` (already in dependency order); never raises for an asset.
 
     Independent Python assets run side by side in `workers` threads; a dbt wave starts only when
     no Python asset is ready or running, so it gathers every model it can into one build.
+    `fresh` maps assets that need not run (current upstream) to their last success.
     """
     ctx = ctx or RunContext()
     in_plan = set(plan)
-    results: dict[str, AssetResult] = {}
+    results: dict[str, AssetResult] = {
+        name: AssetResult(name, "fresh", value=Fresh(name, at))
+        for name, at in (fresh or {}).items()
+        if name in in_plan
+    }
     last = {a for a in plan if assets[a].tags.get("run_last") == "true"}
 
     def is_model(name: str) -> bool:
@@ -194,9 +214,7 @@ def materialize(
         return all(up in results or up not in in_plan for up in assets[name].upstream)
 
     def skip_if_upstream_failed(name: str) -> bool:
-        failed = [
-            up for up in assets[name].upstream if up in results and results[up].status != "success"
-        ]
+        failed = [up for up in assets[name].upstream if up in results and not results[up].ok]
         if failed:
             results[name] = AssetResult(
                 name, "skipped", error=f"upstream failed: {', '.join(failed)}"
@@ -213,7 +231,7 @@ def materialize(
         _record_models_built_by(result, ctx)
         return result
 
-    pending = list(plan)
+    pending = [name for name in plan if name not in results]
     running: dict[Future[AssetResult], str] = {}
     with ThreadPoolExecutor(max_workers=max(workers, 1), thread_name_prefix="asset") as pool:
         while pending or running:
@@ -319,7 +337,7 @@ def format_summary(results: list[AssetResult]) -> str:
     lines = [f"{'asset':<{width}}  {'status':<8} {'seconds':>8}  summary"]
     for r in results:
         lines.append(f"{r.name:<{width}}  {r.status:<8} {r.seconds:>8.2f}  {r.summary}")
-    failed = [r for r in results if r.status != "success"]
+    failed = [r for r in results if not r.ok]
     lines.append(
         f"{len(results) - len(failed)} of {len(results)} assets succeeded"
         + (f"; failed or skipped: {', '.join(r.name for r in failed)}" if failed else "")

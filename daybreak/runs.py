@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from daybreak import demo, graph
-from daybreak.alerts import Alerter, alert_urls
+from daybreak.alerts import Alerter, alert_urls, freshness
 from daybreak.config import Settings
 from daybreak.history import History
 from daybreak.materialize import AssetResult, RunContext, materialize, run_inputs
@@ -46,7 +46,14 @@ def execute_run(
     history = history or History(settings.paths.state)
     dr = graph.build_driver(settings)
     assets = graph.catalogue(dr)
-    plan = graph.with_upstream(assets, graph.select(assets, selection))
+    selected = graph.select(assets, selection)
+    plan = graph.with_upstream(assets, selected)
+    # What the selection needs runs only if it is not fresh; what was selected always runs.
+    current = {
+        f.asset: f.last_success or ""
+        for f in freshness(settings, history, assets=[a for a in plan if a not in selected])
+        if f.state == "fresh" and f.asset not in selected and not full_refresh
+    }
     run_id = history.start_run(plan, job=job, trigger=trigger, scheduled_for=scheduled_for)
     status, error, results = "failed", None, []
     with history.run_log(run_id) as log_path:
@@ -56,8 +63,8 @@ def execute_run(
             demo.ensure_demo_data(settings)
             ctx = RunContext(history, run_id, settings.retries, stop or threading.Event())
             inputs = {"settings": settings, **run_inputs(full_refresh=full_refresh)}
-            results = materialize(dr, assets, plan, inputs, ctx)
-            bad = [r for r in results if r.status != "success"]
+            results = materialize(dr, assets, plan, inputs, ctx, fresh=current)
+            bad = [r for r in results if not r.ok]
             status = "success" if not bad else "failed"
             if stop is not None and stop.is_set() and bad:
                 status = "interrupted"

@@ -46,3 +46,18 @@ def test_daily_flow_from_an_empty_landing_zone_to_tableau_extracts(tmp_path: Pat
     again = run_runner("run", "end_to_end", config=config, check=True)
     assert "0 rows from 0 files (20 unchanged" in again.stdout
     assert len(list((exports / "backups").glob("daily_sales_summary__*.hyper"))) == 2
+
+
+def test_materialize_runs_only_the_upstream_that_is_not_fresh(tmp_path: Path) -> None:
+    config = write_config(tmp_path, FLOW, days=5, rows=10)
+    run_runner("run", "end_to_end", config=config, check=True)
+    again = run_runner("materialize", "qi_executive_daily_sales", config=config, check=True)
+    lines = {line.split()[0]: line for line in again.stdout.splitlines() if line.strip()}
+    assert "fresh" in lines["uk_orders_azure"].split()[1]
+    assert "fresh: not run" in lines["daily_sales_budget_exchange_ingest"]
+    assert lines["qi_executive_daily_sales"].split()[1] == "success"
+    assert "Synced" not in again.stderr  # no ingestion ran
+    full = run_runner(
+        "materialize", "qi_executive_daily_sales", "--full", config=config, check=True
+    )
+    assert "backfill: 50 rows from 5 files" in full.stdout  # --full needs everything again
