@@ -26,6 +26,7 @@ from zoneinfo import ZoneInfo
 from daybreak.config import FreshnessConfig, Settings
 from daybreak.history import History, iso, now_utc
 from daybreak.logs import redact
+from daybreak.state import connect, init_db
 
 log = logging.getLogger(__name__)
 
@@ -51,12 +52,11 @@ class Alerter:
         self.path = state_dir / "daybreak.sqlite"
         self.urls = urls
         redact.register(urls)  # a URL embeds its token: never log it
-        with self._connect() as con:
-            con.executescript(_SCHEMA)
+        init_db(self.path, _SCHEMA)
 
     @contextlib.contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
-        con = sqlite3.connect(self.path, timeout=60)
+        con = connect(self.path)
         try:
             with con:
                 yield con

@@ -178,8 +178,13 @@ def status_data(settings: Settings) -> dict[str, Any]:
         if item.asset in assets:
             assets[item.asset].update(freshness=item.state, deadline=item.deadline)
     running = [r.run_id for r in history.runs(limit=50) if r.status == "running"]
-    holder = warehouse.holder(settings.paths.state)
-    return {"jobs": jobs, "assets": assets, "running": running, "warehouse_lock": holder}
+    return {
+        "jobs": jobs,
+        "assets": assets,
+        "running": running,
+        "warehouse_lock": warehouse.holder(settings.paths.state),
+        "waiting_for_warehouse": warehouse.waiting(settings.paths.state),
+    }
 
 
 def _status(settings: Settings, args: argparse.Namespace) -> int:
@@ -199,6 +204,9 @@ def _status(settings: Settings, args: argparse.Namespace) -> int:
     print(f"running: {', '.join(data['running']) or 'nothing'}")
     if data["warehouse_lock"]:
         print(f"warehouse lock held by: {data['warehouse_lock']}")
+    for waiter in data["waiting_for_warehouse"]:
+        who = f"{waiter['what']} (pid {waiter['pid']}, since {waiter['since']})"
+        print(f"waiting for the warehouse: {who}")
     return EXIT_OK
 
 

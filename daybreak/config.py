@@ -248,6 +248,8 @@ class _File(_Strict):
     history: HistoryConfig = HistoryConfig()
     backup: BackupConfig = BackupConfig()
     freshness: dict[Annotated[str, AfterValidator(_identifier)], FreshnessConfig] = {}
+    # Tag concurrency limits: at most N assets carrying the tag run at once, across processes.
+    concurrency: dict[Annotated[str, AfterValidator(_identifier)], Annotated[int, Field(ge=1)]] = {}
     demo: DemoConfig = DemoConfig()
     markets: Annotated[
         dict[Annotated[str, AfterValidator(_market_code)], Market], Field(min_length=1)
@@ -323,6 +325,7 @@ class Settings:
     history: HistoryConfig
     backup: BackupConfig
     freshness: dict[str, FreshnessConfig]
+    concurrency: dict[str, int]
     demo: DemoConfig
     markets: dict[str, Market]
     jobs: dict[str, JobConfig]
@@ -421,6 +424,7 @@ def load_settings(
         history=parsed.history,
         backup=parsed.backup,
         freshness=dict(parsed.freshness),
+        concurrency=dict(parsed.concurrency),
         demo=parsed.demo,
         markets=dict(parsed.markets),
         jobs=dict(parsed.jobs),

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from daybreak.logs import current_run, make_handler, redact
+from daybreak.state import connect, init_db
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -112,13 +113,11 @@ class History:
         self.path = state_dir / "daybreak.sqlite"
         self.log_dir = state_dir / "logs"
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        with self._connect() as con:
-            con.execute("PRAGMA journal_mode=WAL")
-            con.executescript(_SCHEMA)
+        init_db(self.path, _SCHEMA)
 
     @contextlib.contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
-        con = sqlite3.connect(self.path, timeout=60)
+        con = connect(self.path)
         con.row_factory = sqlite3.Row
         try:
             con.execute("PRAGMA synchronous=NORMAL")

@@ -19,16 +19,18 @@ Policies:
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import datetime as dt
 import logging
 import threading
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 from hamilton import driver
@@ -40,6 +42,7 @@ from daybreak.graph import Asset
 from daybreak.history import History
 from daybreak.logs import asset_context, redact
 from daybreak.retry import RetryPolicy, is_transient, policy_from_tags
+from daybreak.warehouse import tag_slot
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +111,17 @@ class RunContext:
     run_id: str | None = None
     retries: RetriesConfig = field(default_factory=RetriesConfig)
     stop: threading.Event = field(default_factory=threading.Event)
+    concurrency: dict[str, int] = field(default_factory=dict)
+    state_dir: Path | None = None
+
+    @contextlib.contextmanager
+    def slots(self, names: list[str], tags: dict[str, str]) -> Iterator[None]:
+        """Hold a slot of every limited tag these assets carry (see [concurrency])."""
+        with contextlib.ExitStack() as stack:
+            for tag, limit in sorted(self.concurrency.items()):
+                if self.state_dir is not None and tags.get(tag) == "true":
+                    stack.enter_context(tag_slot(self.state_dir, tag, limit, ", ".join(names)))
+            yield
 
     def policy(self, asset: Asset) -> RetryPolicy:
         policy = policy_from_tags(asset.tags)
@@ -225,7 +239,7 @@ def materialize(
 
     def run_python(name: str) -> AssetResult:
         overrides = {up: results[up].value for up in assets[name].upstream if up in results}
-        with asset_context(name):
+        with asset_context(name), ctx.slots([name], assets[name].tags):
             call = partial(_execute, dr, name, inputs, overrides)
             result = _with_retries(name, assets[name], call, ctx)
         _record_models_built_by(result, ctx)
@@ -252,7 +266,10 @@ def materialize(
                 to_build = [name for name in wave if not skip_if_upstream_failed(name)]
                 for name in to_build:
                     ctx.started(name, 1)
-                built = _build_models(dr, to_build, inputs) if to_build else {}
+                built = {}
+                if to_build:
+                    with ctx.slots(to_build, assets[to_build[0]].tags):
+                        built = _build_models(dr, to_build, inputs)
                 for result in built.values():
                     ctx.finished(result)
                 results.update(built)

@@ -61,7 +61,10 @@ def execute_run(
                  ", ".join(plan))  # fmt: skip
         try:
             demo.ensure_demo_data(settings)
-            ctx = RunContext(history, run_id, settings.retries, stop or threading.Event())
+            ctx = RunContext(
+                history, run_id, settings.retries, stop or threading.Event(),
+                concurrency=settings.concurrency, state_dir=settings.paths.state,
+            )  # fmt: skip
             inputs = {"settings": settings, **run_inputs(full_refresh=full_refresh)}
             results = materialize(dr, assets, plan, inputs, ctx, fresh=current)
             bad = [r for r in results if not r.ok]

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
+import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,19 +39,54 @@ class SyncedBlob:
     lake_path: str
 
 
+_init_lock = threading.Lock()
+_initialised: set[tuple[Path, str]] = set()
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    """A connection whose transactions take the write lock up front (BEGIN IMMEDIATE).
+
+    A deferred transaction that reads and then writes fails at once with "database is locked"
+    when another writer got in between; an immediate one waits for the busy timeout instead.
+    """
+    return sqlite3.connect(path, timeout=60, isolation_level="IMMEDIATE")
+
+
+def init_db(path: Path, schema: str) -> None:
+    """Create the tables once per process; several threads or processes may start at once."""
+    key = (path, schema)
+    with _init_lock:
+        if key in _initialised:
+            return
+        for attempt in range(100):
+            try:
+                con = sqlite3.connect(path, timeout=60)
+                try:
+                    # Switching to WAL does not wait on the busy timeout: retry it ourselves.
+                    if con.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                        con.execute("PRAGMA journal_mode=WAL")
+                    con.executescript(schema)
+                finally:
+                    con.close()
+                break
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or attempt == 99:
+                    raise
+                time.sleep(0.05)
+        _initialised.add(key)
+
+
 class StateStore:
     """Connections to the state database; open one per thread or task, they are cheap."""
 
     def __init__(self, state_dir: Path) -> None:
         state_dir.mkdir(parents=True, exist_ok=True)
         self.path = state_dir / "daybreak.sqlite"
-        with self._connect() as con:
-            con.execute("PRAGMA journal_mode=WAL")
-            con.executescript(_SCHEMA)
+        init_db(self.path, _SCHEMA)
 
     @contextlib.contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
-        con = sqlite3.connect(self.path, timeout=60)
+        con = connect(self.path)
         try:
             con.execute("PRAGMA synchronous=NORMAL")
             with con:  # one transaction, committed on success

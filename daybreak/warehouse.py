@@ -14,6 +14,7 @@ import logging
 import os
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -43,46 +44,107 @@ def holder(state_dir: Path) -> dict[str, object] | None:
         return None
 
 
+def waiting(state_dir: Path) -> list[dict[str, object]]:
+    """Who is waiting for the warehouse lock now (what, pid, host, since)."""
+    folder = state_dir / "locks" / "waiting"
+    found = []
+    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        with contextlib.suppress(FileNotFoundError, ValueError):
+            found.append(dict(json.loads(path.read_text(encoding="utf-8"))))
+    return found
+
+
+def _stamp(what: str) -> str:
+    return json.dumps(
+        {
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "what": what,
+            "since": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        }
+    )
+
+
+_owners: dict[Path, int] = {}  # lock file -> the thread of this process that holds it
+
+
 @contextlib.contextmanager
 def warehouse_lock(state_dir: Path, what: str) -> Iterator[None]:
-    """Hold the warehouse's single-writer lock for the block; wait (and say so) if it is taken."""
+    """Hold the warehouse's single-writer lock for the block; wait (and say so) if it is taken.
+
+    Re-entrant for the thread that holds it (an asset holding it may call a dbt build).
+    """
     lock_path, info = _paths(state_dir)
     with _guard:
         thread_lock, lock = _locks.setdefault(lock_path, (threading.RLock(), FileLock(lock_path)))
-    with thread_lock:
-        if lock.is_locked:  # this thread holds it already
-            lock.acquire()
+    if _owners.get(lock_path) == threading.get_ident():
+        yield
+        return
+    waiter = state_dir / "locks" / "waiting" / f"{os.getpid()}-{threading.get_ident()}.json"
+    waiter.parent.mkdir(parents=True, exist_ok=True)
+    waiter.write_text(_stamp(what), encoding="utf-8")
+    try:
+        thread_lock.acquire()
+        try:
+            waited = 0.0
+            while True:
+                try:
+                    lock.acquire(timeout=_LOG_EVERY_SECONDS if waited else 0.5)
+                    break
+                except Timeout:
+                    waited += _LOG_EVERY_SECONDS if waited else 0.5
+                    log.info(
+                        "%s is waiting for the warehouse lock, held by %s",
+                        what,
+                        holder(state_dir) or "another process",
+                    )
+        except BaseException:
+            thread_lock.release()
+            raise
+    finally:
+        waiter.unlink(missing_ok=True)
+    _owners[lock_path] = threading.get_ident()
+    try:
+        info.write_text(_stamp(what), encoding="utf-8")
+        yield
+    finally:
+        _owners.pop(lock_path, None)
+        with contextlib.suppress(FileNotFoundError):
+            info.unlink()
+        lock.release()
+        thread_lock.release()
+
+
+WAREHOUSE_TAG = "dbt_duckdb"
+
+
+@contextlib.contextmanager
+def tag_slot(state_dir: Path, tag: str, limit: int, what: str) -> Iterator[None]:
+    """One of `limit` slots for assets tagged `tag`, across threads and processes.
+
+    The warehouse tag with limit 1 is the warehouse lock itself, so the writers' own locking and
+    the configured limit are one and the same.
+    """
+    if tag == WAREHOUSE_TAG and limit == 1:
+        with warehouse_lock(state_dir, what):
+            yield
+        return
+    folder = state_dir / "locks"
+    folder.mkdir(parents=True, exist_ok=True)
+    said = False
+    while True:
+        for i in range(limit):
+            slot = FileLock(folder / f"tag-{tag}-{i}.lock")  # a fresh handle excludes threads too
+            try:
+                slot.acquire(timeout=0)
+            except Timeout:
+                continue
             try:
                 yield
             finally:
-                lock.release()
+                slot.release()
             return
-        waited = 0.0
-        while True:
-            try:
-                lock.acquire(timeout=_LOG_EVERY_SECONDS if waited else 0.5)
-                break
-            except Timeout:
-                waited += _LOG_EVERY_SECONDS if waited else 0.5
-                log.info(
-                    "%s is waiting for the warehouse lock, held by %s",
-                    what,
-                    holder(state_dir) or "another process",
-                )
-        try:
-            info.write_text(
-                json.dumps(
-                    {
-                        "pid": os.getpid(),
-                        "host": socket.gethostname(),
-                        "what": what,
-                        "since": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-                    }
-                ),
-                encoding="utf-8",
-            )
-            yield
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                info.unlink()
-            lock.release()
+        if not said:
+            log.info("%s is waiting for one of %d %r slots", what, limit, tag)
+            said = True
+        time.sleep(0.2)

@@ -15,7 +15,7 @@ from typing import Any
 import duckdb
 import pytest
 
-from daybreak import datasets, demo, graph
+from daybreak import datasets, demo, graph, warehouse
 from daybreak.config import Settings, load_settings
 from daybreak.dbt import DbtBuildFailed, DbtProject
 from daybreak.history import History
@@ -296,6 +296,9 @@ def test_a_second_writer_waits_for_the_warehouse_lock_and_then_succeeds(tmp_path
             assert time.monotonic() < deadline, log.read_text()
             time.sleep(0.2)
         assert "the test holding the warehouse" in log.read_text()  # says who holds it
+        waiters = warehouse.waiting(settings.paths.state)  # and status shows who waits
+        assert len(waiters) == 1 and "+qi_executive_daily_sales" in str(waiters[0]["what"])
+        assert warehouse.holder(settings.paths.state)["what"] == "the test holding the warehouse"  # type: ignore[index]
     assert proc.wait(timeout=300) == 0, log.read_text()
     assert "build_daily_sales_models" in log.read_text()
 

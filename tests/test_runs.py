@@ -153,3 +153,71 @@ def test_history_is_pruned_after_the_retention(tmp_path: Path) -> None:
     assert history.prune(365) == 1
     assert [r.run_id for r in history.runs()] == [new]
     assert not (tmp_path / "logs" / f"{old}.log").exists()
+
+
+PARALLEL = """
+import time
+from hamilton.function_modifiers import tag
+
+SPANS = {}
+
+def _span(name: str) -> str:
+    start = time.monotonic()
+    time.sleep(0.4)
+    SPANS[name] = (start, time.monotonic())
+    return name
+
+@tag(group="test", heavy="true")
+def first() -> str:
+    \"\"\"Independent of second.\"\"\"
+    return _span("first")
+
+@tag(group="test", heavy="true")
+def second() -> str:
+    \"\"\"Independent of first.\"\"\"
+    return _span("second")
+"""
+
+
+def test_independent_assets_run_in_parallel_unless_a_tag_limit_says_otherwise(
+    tmp_path: Path,
+) -> None:
+    def overlap(ctx: RunContext) -> bool:
+        module = ad_hoc_utils.module_from_source(PARALLEL, "daybreak_parallel_assets")
+        results = run(module, ["first", "second"], ctx)
+        assert all(r.status == "success" for r in results.values())
+        (a0, a1), (b0, b1) = module.SPANS["first"], module.SPANS["second"]
+        return a0 < b1 and b0 < a1
+
+    assert overlap(RunContext())  # two threads: side by side
+    limited = RunContext(concurrency={"heavy": 1}, state_dir=tmp_path)
+    assert not overlap(limited)  # [concurrency] heavy = 1: one after the other
+
+
+def test_many_threads_open_and_write_a_fresh_state_database_at_once(tmp_path: Path) -> None:
+    import threading
+
+    from daybreak.state import StateStore, SyncedBlob
+
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(8)
+
+    def work(i: int) -> None:
+        try:
+            barrier.wait()
+            history, store = History(tmp_path), StateStore(tmp_path)
+            for n in range(20):
+                run_id = history.start_run([f"a{i}"])
+                history.finish_attempt(run_id, f"a{i}", 1, "success", seconds=0.0)
+                history.finish_run(run_id, "success")
+                store.record_synced(f"a{i}", SyncedBlob(f"b{n}", "e", 1, 1, "p"))
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert errors == []
+    assert len(History(tmp_path).runs(limit=1000)) == 160
