@@ -138,7 +138,7 @@ def _jobs(settings: Settings, args: argparse.Namespace) -> int:
             "cron": job.cron,
             "timezone": job.timezone if job.cron else None,
             "schedule": schedule.describe() if schedule else "not scheduled",
-            "next_run": upcoming[name].isoformat() if upcoming[name] else None,  # type: ignore[union-attr]
+            "next_run": nxt.isoformat() if (nxt := upcoming[name]) else None,
         }
     if args.json:
         print(json.dumps(listed, indent=2))

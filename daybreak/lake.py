@@ -236,8 +236,3 @@ def clean_stale_tmp(folder: Path) -> int:
             path.unlink()
             removed += 1
     return removed
-
-
-def parquet_files(folder: Path) -> Iterator[Path]:
-    """The published Parquet files under `folder` (temporary files are never matched)."""
-    yield from sorted(folder.rglob("*.parquet"))

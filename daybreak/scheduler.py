@@ -83,6 +83,7 @@ class Scheduler:
         }
         self._running: dict[str, threading.Thread] = {}
         self._next: dict[str, dt.datetime] = {}
+        self._pruned_on: dt.date | None = None
         self.alerter = Alerter(settings.paths.state, alert_urls())
 
     def _missed(self, name: str, tick: dt.datetime) -> None:
@@ -194,7 +195,9 @@ class Scheduler:
             now = self.clock.now()
             self.due(now)
             self.check_freshness(now)
-            self.history.prune(self.settings.history.retention_days)
+            if self._pruned_on != now.date():  # retention is in days: once a day is enough
+                self.history.prune(self.settings.history.retention_days)
+                self._pruned_on = now.date()
             wait = (self.next_wakeup(self.clock.now()) - self.clock.now()).total_seconds()
             self.stop.wait(max(wait, 0.05))
         log.info(

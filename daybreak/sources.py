@@ -150,13 +150,6 @@ class AzureSource:
                 os.unlink(tmp)
 
 
-def open_source(settings: Settings) -> Source:
-    """The configured source backend."""
-    if settings.source.backend == "azure":
-        return AzureSource(settings)
-    return LocalSource(settings.paths.landing)
-
-
 def copy_into(path: Path, dest: Path) -> None:
     """Copy a fetched blob somewhere durable (used for quarantine)."""
     dest.parent.mkdir(parents=True, exist_ok=True)

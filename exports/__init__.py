@@ -1,1 +1,1 @@
-"""Tableau exports: DuckDB -> Parquet -> Hyper -> Tableau Server (arrives with its own issue)."""
+"""Tableau exports: DuckDB -> Parquet -> Hyper -> Tableau Server (duckdb_to_tableau_server.py)."""
