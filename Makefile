@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.daybreak-installed
 UV_VERSION := 0.13.9
 
 .DEFAULT_GOAL := help
-.PHONY: help bootstrap daily-sales runner demo-data test lint typecheck lock clean
+.PHONY: help bootstrap daily-sales runner ui lineage demo-data test lint typecheck lock clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -29,10 +29,16 @@ daily-sales: $(STAMP)  ## run the daily sales flow (writes demo data first if th
 runner: $(STAMP)  ## the long-lived scheduler: runs the jobs on their schedules until Ctrl-C
 	$(PY) runner.py
 
+ui: $(STAMP)  ## the Hamilton UI on 127.0.0.1:8241: lineage and every run (sign in as daybreak@localhost)
+	$(PY) runner.py ui
+
+lineage: $(STAMP)  ## draw the asset graph by last status to data/exports/lineage.svg (ARGS="--job J -o x.png")
+	$(PY) runner.py lineage $(ARGS)
+
 demo-data: $(STAMP)  ## (re)write the demo landing zone
 	$(PY) -m daybreak.demo
 
-test: $(STAMP)  ## the whole test suite (installs Azurite from npm on first use)
+test: $(STAMP)  ## the whole test suite (installs Azurite from npm and Chromium from Debian on first use)
 	$(VENV)/bin/nox -s tests
 
 lint: $(STAMP)  ## ruff

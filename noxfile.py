@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -21,10 +23,28 @@ def _ensure_node_tools(session: nox.Session) -> None:
         AZURITE.touch()
 
 
+CHROMIUM = "/usr/bin/chromium"
+
+
+def _ensure_chromium(session: nox.Session) -> None:
+    """The status page's browser test drives Debian's chromium (never a downloaded browser)."""
+    if Path(CHROMIUM).exists():
+        return
+    if not shutil.which("apt-get"):
+        session.error(
+            f"the browser test needs {CHROMIUM}: install Chromium (Debian: apt install chromium)"
+        )
+    sudo = [] if os.geteuid() == 0 else ["sudo"]
+    env = {"DEBIAN_FRONTEND": "noninteractive"}
+    session.run(*sudo, "apt-get", "update", "-qq", external=True, env=env)
+    session.run(*sudo, "apt-get", "install", "-y", "-qq", "chromium", external=True, env=env)
+
+
 @nox.session
 def tests(session: nox.Session) -> None:
-    """Run the whole test suite (Azurite included); extra arguments go to pytest."""
+    """Run the whole test suite (Azurite and Chromium included); extra arguments go to pytest."""
     _ensure_node_tools(session)
+    _ensure_chromium(session)
     session.run(sys.executable, "-m", "pytest", *session.posargs)
 
 

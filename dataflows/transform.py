@@ -13,7 +13,8 @@ from dataflows.budget import BudgetReport
 from daybreak.dbt import DbtBuildReport, DbtProject
 from daybreak.sync import SyncReport
 
-DAILY_SALES_SELECTION = ["+qi_executive_daily_sales"]
+# Every model of the warehouse: the mart with all it needs, and the UK product reference.
+DAILY_SALES_SELECTION = ["+qi_executive_daily_sales", "stg_uk_products_sku"]
 
 
 def _order_syncs(markets: list[str]) -> inject:
@@ -21,7 +22,12 @@ def _order_syncs(markets: list[str]) -> inject:
 
 
 @resolve(when=ResolveAt.CONFIG_AVAILABLE, decorate_with=_order_syncs)
-@tag(group="dbt_daily_sales", kind="dbt_build", dbt_duckdb="true")
+@tag(
+    group="dbt_daily_sales",
+    kind="dbt_build",
+    dbt_duckdb="true",
+    dbt_select=" ".join(DAILY_SALES_SELECTION),  # which models it builds (lineage, status)
+)
 def build_daily_sales_models(
     order_syncs: list[SyncReport],
     uk_new_names: SyncReport,
@@ -29,5 +35,6 @@ def build_daily_sales_models(
     dbt_project: DbtProject,
     full_refresh: bool,
 ) -> DbtBuildReport:
-    """The warehouse models behind the executive daily sales (+qi_executive_daily_sales), built."""
+    """The warehouse models behind the executive daily sales (+qi_executive_daily_sales) and the
+    UK product reference, built with their tests in one dbt invocation."""
     return dbt_project.build(DAILY_SALES_SELECTION, full_refresh=full_refresh)

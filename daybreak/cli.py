@@ -11,6 +11,7 @@ import json
 import logging
 import signal
 import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,8 @@ from daybreak import graph, warehouse
 from daybreak.alerts import freshness
 from daybreak.config import ConfigError, Settings, load_settings
 from daybreak.export_assets import ExportAssetError
-from daybreak.history import History
+from daybreak.history import History, RunRecord
+from daybreak.lineage import LineageError
 from daybreak.logs import redact, setup_logging
 from daybreak.materialize import format_summary
 from daybreak.runs import execute_run
@@ -44,6 +46,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--grace", type=float, default=60.0, metavar="SECONDS",
         help="on stop, how long running jobs may finish (default 60)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--no-web", action="store_true",
+        help="do not serve the status page (default: on [web] host and port, 127.0.0.1:8250)",
     )  # fmt: skip
     parser.set_defaults(handler=_serve)
     sub = parser.add_subparsers(
@@ -86,6 +92,31 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=20, help="how many runs (default 20)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(handler=_history)
+
+    p = sub.add_parser(
+        "lineage",
+        help="draw the asset graph (SVG or PNG), grouped by group, coloured by last status",
+    )
+    _common(p)
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--job", help="only this job's assets and the upstream they need")
+    which.add_argument("--asset", help="only this asset and its neighbours (see --upstream)")
+    p.add_argument("--upstream", action="store_true", help="with --asset: what it depends on")
+    p.add_argument("--downstream", action="store_true", help="with --asset: what depends on it")
+    p.add_argument(
+        "-o", "--output", type=Path, metavar="FILE",
+        help="where to write; .svg or .png (default: <exports>/lineage.svg)",
+    )  # fmt: skip
+    p.set_defaults(handler=_lineage)
+
+    p = sub.add_parser(
+        "ui",
+        help="serve the Hamilton UI on loopback (store in <state>/hamilton-ui) and send it the "
+        "recent runs it has not seen",
+    )
+    _common(p)
+    p.add_argument("--port", type=int, help="port (default: [ui] port, 8241)")
+    p.set_defaults(handler=_ui)
 
     p = sub.add_parser("logs", help="a run's log and its asset attempts")
     _common(p)
@@ -151,8 +182,31 @@ def _jobs(settings: Settings, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def status_data(settings: Settings) -> dict[str, Any]:
-    """What `status` shows (and, later, the status page): jobs, assets, what is running."""
+def _run_entry(history: History, run: RunRecord) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "run_id": run.run_id,
+        "job": run.job,
+        "trigger": run.trigger,
+        "status": run.status,
+        "started_at": run.started_at,
+        "ended_at": run.ended_at,
+        "seconds": run.seconds,
+        "error": run.error,
+    }
+    if run.status not in ("success", "running"):  # what failed, and why
+        entry["failed_assets"] = [
+            {"asset": a["asset"], "status": a["status"], "attempt": a["attempt"],
+             "error": a["error"], "traceback": a["traceback"]}
+            for a in history.attempts(run.run_id)
+            if a["status"] in ("failed", "skipped", "interrupted")
+        ]  # fmt: skip
+    return entry
+
+
+def status_data(settings: Settings, recent_runs: int = 15) -> dict[str, Any]:
+    """What `status --json`, the status page and /api/status show: jobs (schedule, next run, last
+    result), every asset's freshness and deadline, recent runs with what failed and why, what is
+    running and who holds the warehouse."""
     history = History(settings.paths.state)
     now = dt.datetime.now(dt.UTC)
     jobs = {}
@@ -177,10 +231,13 @@ def status_data(settings: Settings) -> dict[str, Any]:
     for item in freshness(settings, history, assets=list(assets)):
         if item.asset in assets:
             assets[item.asset].update(freshness=item.state, deadline=item.deadline)
+    recent = history.runs(limit=recent_runs)
     running = [r.run_id for r in history.runs(limit=50) if r.status == "running"]
     return {
+        "generated_at": now.isoformat(timespec="seconds"),
         "jobs": jobs,
         "assets": assets,
+        "recent_runs": [_run_entry(history, r) for r in recent],
         "running": running,
         "warehouse_lock": warehouse.holder(settings.paths.state),
         "waiting_for_warehouse": warehouse.waiting(settings.paths.state),
@@ -237,8 +294,52 @@ def _logs(settings: Settings, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _lineage(settings: Settings, args: argparse.Namespace) -> int:
+    from daybreak import lineage
+
+    if (args.upstream or args.downstream) and not args.asset:
+        raise lineage.LineageError("--upstream and --downstream go with --asset")
+    out: Path = args.output or settings.paths.exports / "lineage.svg"
+    if out.suffix.lower() not in lineage.FORMATS:
+        raise lineage.LineageError(f"-o {out}: expected a .svg or .png file")
+    assets = graph.catalogue(graph.build_driver(settings))
+    chosen = lineage.choose(
+        assets, settings, job=args.job, asset=args.asset,
+        upstream=args.upstream, downstream=args.downstream,
+    )  # fmt: skip
+    title = f"job {args.job}" if args.job else (f"asset {args.asset}" if args.asset else "")
+    dot = lineage.to_dot(
+        assets, chosen, lineage.asset_status(settings, chosen), title or "daybreak assets"
+    )
+    lineage.write(out, lineage.render(dot, out.suffix.lower().lstrip(".")))
+    print(f"wrote {out} ({len(chosen)} assets)")
+    return EXIT_OK
+
+
+def _ui(settings: Settings, args: argparse.Namespace) -> int:
+    from daybreak import hamilton_ui
+
+    port = args.port or settings.ui.port
+    if not 1 <= port <= 65535:
+        raise ConfigError(f"--port: expected 1..65535, got {port}")
+    threading.Thread(
+        target=hamilton_ui.send_runs_when_up, args=(settings, port), daemon=True
+    ).start()
+    hamilton_ui.serve(hamilton_ui.store_dir(settings.paths.state), settings.ui.host, port)
+    return EXIT_OK
+
+
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
     scheduler = Scheduler(settings, run_job=execute_run)
+    page = None
+    if settings.web.enabled and not args.no_web:
+        from daybreak import lineage, web
+
+        site = web.StatusSite(settings, status_data, lineage.svg_for)
+        try:
+            page = web.StatusServer(site, settings.web.host, settings.web.port).start()
+        except OSError as exc:
+            raise ConfigError(str(exc)) from None
 
     def stop(signum: int, frame: Any) -> None:
         logging.getLogger(__name__).info("received signal %d: stopping", signum)
@@ -246,7 +347,11 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
-    scheduler.serve(grace=args.grace)
+    try:
+        scheduler.serve(grace=args.grace)
+    finally:
+        if page is not None:
+            page.stop()
     return EXIT_OK
 
 
@@ -258,7 +363,7 @@ def main(argv: list[str] | None = None) -> int:
         settings = load_settings(getattr(args, "config", None))
         redact.register(settings.secrets.values())
         return handler(settings, args)
-    except (ConfigError, graph.SelectionError, ExportAssetError) as exc:
+    except (ConfigError, graph.SelectionError, ExportAssetError, LineageError) as exc:
         print(f"error: {redact(str(exc))}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:

@@ -215,6 +215,38 @@ class DemoConfig(_Strict):
     rows_per_day: Annotated[int, Field(ge=1, le=10_000_000)] = 300
 
 
+_Port = Annotated[int, Field(ge=1, le=65535)]
+
+
+class UiConfig(_Strict):
+    """The Hamilton UI that `make ui` starts: its store is <state>/hamilton-ui."""
+
+    host: str = "127.0.0.1"  # loopback only; the UI has no login
+    port: _Port = 8241
+
+
+class TrackingConfig(_Strict):
+    """Mirror every run into a Hamilton UI (one DAG per job). Without [tracking], none is."""
+
+    enabled: bool = True
+    url: str | None = None  # the UI's address; default: the [ui] that `make ui` starts
+    project: str = "daybreak"
+    username: str = "daybreak@localhost"  # the key, if the UI wants one: HAMILTON_API_KEY
+    timeout_seconds: Annotated[float, Field(gt=0, le=60, strict=False)] = 2.0
+    # "report": status, timing, errors and each asset's report (counts, files, dbt results:
+    # never rows of data); "none": status, timing and errors only.
+    capture: Literal["report", "none"] = "report"
+
+
+class WebConfig(_Strict):
+    """The read-only status page `python runner.py` serves (`--no-web` turns it off)."""
+
+    enabled: bool = True
+    host: str = "127.0.0.1"  # loopback: the page has no login
+    port: Annotated[int, Field(ge=0, le=65535)] = 8250  # 0: any free port (logged)
+    refresh_seconds: Annotated[int, Field(ge=2, le=3600)] = 30
+
+
 def _cron(expression: str) -> str:
     from daybreak.cron import CronSchedule
 
@@ -251,6 +283,9 @@ class _File(_Strict):
     # Tag concurrency limits: at most N assets carrying the tag run at once, across processes.
     concurrency: dict[Annotated[str, AfterValidator(_identifier)], Annotated[int, Field(ge=1)]] = {}
     demo: DemoConfig = DemoConfig()
+    ui: UiConfig = UiConfig()
+    tracking: TrackingConfig | None = None
+    web: WebConfig = WebConfig()
     markets: Annotated[
         dict[Annotated[str, AfterValidator(_market_code)], Market], Field(min_length=1)
     ]
@@ -275,6 +310,7 @@ class Secrets:
     tableau_token_secret: SecretStr | None = None
     tableau_username: str | None = None
     tableau_password: SecretStr | None = None
+    hamilton_api_key: SecretStr | None = None
 
     ENV: ClassVar[dict[str, str]] = {
         "azure_connection_string": "AZURE_STORAGE_CONNECTION_STRING",
@@ -287,6 +323,7 @@ class Secrets:
         "tableau_token_secret": "TABLEAU_TOKEN_SECRET",
         "tableau_username": "TABLEAU_USERNAME",
         "tableau_password": "TABLEAU_PASSWORD",
+        "hamilton_api_key": "HAMILTON_API_KEY",
     }
     _PLAIN: ClassVar[frozenset[str]] = frozenset(
         {"sharepoint_tenant_id", "sharepoint_client_id", "tableau_token_name", "tableau_username"}
@@ -299,6 +336,11 @@ class Secrets:
             if environ.get(var):
                 values[field] = environ[var] if field in cls._PLAIN else SecretStr(environ[var])
         return cls(**values)
+
+    @property
+    def hamilton_api_key_value(self) -> str | None:
+        key = self.hamilton_api_key
+        return key.get_secret_value() if key is not None else None
 
     def values(self) -> list[str]:
         """Every secret value, for redaction."""
@@ -327,6 +369,9 @@ class Settings:
     freshness: dict[str, FreshnessConfig]
     concurrency: dict[str, int]
     demo: DemoConfig
+    ui: UiConfig
+    tracking: TrackingConfig | None
+    web: WebConfig
     markets: dict[str, Market]
     jobs: dict[str, JobConfig]
     secrets: Secrets
@@ -426,12 +471,23 @@ def load_settings(
         freshness=dict(parsed.freshness),
         concurrency=dict(parsed.concurrency),
         demo=parsed.demo,
+        ui=parsed.ui,
+        tracking=_tracking(parsed),
+        web=parsed.web,
         markets=dict(parsed.markets),
         jobs=dict(parsed.jobs),
         secrets=Secrets.from_environ(env),
     )
     _check_cross_fields(settings)
     return settings
+
+
+def _tracking(parsed: _File) -> TrackingConfig | None:
+    tracking = parsed.tracking
+    if tracking is None or not tracking.enabled:
+        return None
+    url = tracking.url or f"http://{parsed.ui.host}:{parsed.ui.port}"
+    return tracking.model_copy(update={"url": url.rstrip("/")})
 
 
 def _check_cross_fields(settings: Settings) -> None:

@@ -62,6 +62,13 @@ CREATE TABLE IF NOT EXISTS ticks (
     recorded_at   TEXT NOT NULL,
     PRIMARY KEY (job, scheduled_for)
 );
+CREATE TABLE IF NOT EXISTS tracked_runs (
+    run_id     TEXT NOT NULL,
+    ui_url     TEXT NOT NULL,
+    dag_run_id INTEGER NOT NULL,
+    sent_at    TEXT NOT NULL,
+    PRIMARY KEY (run_id, ui_url)
+);
 """
 
 
@@ -256,6 +263,16 @@ class History:
             ).fetchall()
         return {r["asset"]: r["at"] for r in rows}
 
+    def last_attempts(self) -> dict[str, dict[str, Any]]:
+        """Each asset's most recent finished attempt: run_id, status, ended_at, error."""
+        with self._connect() as con:
+            rows = con.execute(
+                "SELECT asset, run_id, status, ended_at, error FROM asset_attempts WHERE rowid IN "
+                "(SELECT max(rowid) FROM asset_attempts "
+                " WHERE status NOT IN ('running', 'retrying') GROUP BY asset)"
+            ).fetchall()
+        return {r["asset"]: dict(r) for r in rows}
+
     # -- ticks ----------------------------------------------------------------------------
 
     def record_tick(
@@ -276,6 +293,26 @@ class History:
             ).fetchall()
         return [dict(r) for r in rows]
 
+    # -- Hamilton UI mirror (daybreak.tracking) ---------------------------------------------
+
+    def mark_tracked(self, run_id: str, ui_url: str, dag_run_id: int) -> None:
+        with self._connect() as con:
+            con.execute(
+                "INSERT OR REPLACE INTO tracked_runs VALUES (?, ?, ?, ?)",
+                (run_id, ui_url, dag_run_id, iso(now_utc())),
+            )
+
+    def untracked_runs(self, ui_url: str, since: dt.datetime, limit: int) -> list[RunRecord]:
+        """Finished runs started after `since` that were never sent to this UI, oldest first."""
+        with self._connect() as con:
+            rows = con.execute(
+                "SELECT * FROM runs WHERE status <> 'running' AND started_at >= ? "
+                "AND run_id NOT IN (SELECT run_id FROM tracked_runs WHERE ui_url = ?) "
+                "ORDER BY started_at LIMIT ?",
+                (iso(since), ui_url, limit),
+            ).fetchall()
+        return [_run(r) for r in rows]
+
     # -- retention ------------------------------------------------------------------------
 
     def prune(self, retention_days: int) -> int:
@@ -289,6 +326,7 @@ class History:
             for row in old:
                 con.execute("DELETE FROM asset_attempts WHERE run_id = ?", (row["run_id"],))
                 con.execute("DELETE FROM runs WHERE run_id = ?", (row["run_id"],))
+                con.execute("DELETE FROM tracked_runs WHERE run_id = ?", (row["run_id"],))
                 with contextlib.suppress(FileNotFoundError):
                     Path(row["log_path"]).unlink()
             con.execute("DELETE FROM ticks WHERE scheduled_for < ?", (cutoff,))

@@ -113,6 +113,8 @@ class RunContext:
     stop: threading.Event = field(default_factory=threading.Event)
     concurrency: dict[str, int] = field(default_factory=dict)
     state_dir: Path | None = None
+    # Called with (asset, attempt) once the history has recorded an attempt's end (UI mirror).
+    on_recorded: Callable[[str, int], None] | None = None
 
     @contextlib.contextmanager
     def slots(self, names: list[str], tags: dict[str, str]) -> Iterator[None]:
@@ -146,6 +148,8 @@ class RunContext:
                 seconds=result.seconds, error=result.error, traceback=result.traceback,
                 report=report,
             )  # fmt: skip
+            if self.on_recorded is not None:
+                self.on_recorded(result.name, result.attempts)
 
 
 def _timed(name: str, call: Callable[[], Any]) -> AssetResult:

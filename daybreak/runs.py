@@ -56,14 +56,23 @@ def execute_run(
     }
     run_id = history.start_run(plan, job=job, trigger=trigger, scheduled_for=scheduled_for)
     status, error, results = "failed", None, []
+    tracker = None
     with history.run_log(run_id) as log_path:
         log.info("run %s started (%s%s): %s", run_id, trigger, f", job {job}" if job else "",
                  ", ".join(plan))  # fmt: skip
         try:
+            if settings.tracking is not None:
+                from daybreak.tracking import RunTracker  # the SDK's imports cost a second
+
+                record = history.run(run_id)
+                assert record is not None
+                tracker = RunTracker(settings, history, dr, record)
+                tracker.start()
             demo.ensure_demo_data(settings)
             ctx = RunContext(
                 history, run_id, settings.retries, stop or threading.Event(),
                 concurrency=settings.concurrency, state_dir=settings.paths.state,
+                on_recorded=tracker.attempt_recorded if tracker else None,
             )  # fmt: skip
             inputs = {"settings": settings, **run_inputs(full_refresh=full_refresh)}
             results = materialize(dr, assets, plan, inputs, ctx, fresh=current)
@@ -78,6 +87,8 @@ def execute_run(
             raise
         finally:
             history.finish_run(run_id, status, error)
+            if tracker is not None:
+                tracker.finish(status)
             log.info("run %s %s", run_id, status)
             Alerter(settings.paths.state, alert_urls()).run_finished(
                 job, run_id, status, error, log_path

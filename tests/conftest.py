@@ -5,12 +5,13 @@ from __future__ import annotations
 import datetime as dt
 import os
 import re
+import socket
 import subprocess
 import sys
 import textwrap
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -44,7 +45,8 @@ timezone = "Asia/Tokyo"
 
 
 def write_config(folder: Path, extra: str = "", *, days: int = 40, rows: int = 25) -> Path:
-    """A daybreak.toml in `folder` with every path relative to it and a small demo."""
+    """A daybreak.toml in `folder` with every path relative to it and a small demo; a runner's
+    status page takes any free port."""
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "daybreak.toml"
     path.write_text(
@@ -55,6 +57,9 @@ def write_config(folder: Path, extra: str = "", *, days: int = 40, rows: int = 2
         warehouse = "warehouse/daybreak.duckdb"
         exports = "exports"
         state = "state"
+
+        [web]
+        port = 0
 
         [demo]
         seed = 7
@@ -166,3 +171,16 @@ def azurite(azurite_endpoint: str) -> Iterator[tuple[str, str]]:
     service.create_container(container)
     yield connection, container
     service.delete_container(container)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for(check: Callable[[], bool], seconds: float, what: str) -> None:
+    deadline = time.monotonic() + seconds
+    while not check():
+        assert time.monotonic() < deadline, f"timed out after {seconds} s waiting for {what}"
+        time.sleep(0.25)

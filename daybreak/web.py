@@ -1,0 +1,354 @@
+"""The read-only status page `python runner.py` serves: is today's data in, and if not, why.
+
+Routes (GET only):
+- `/`                    the page: jobs (schedule, next run, last result), failed runs (asset,
+                         error, traceback, log tail), recent runs, every asset's freshness with
+                         the deadline it owes, and the lineage picture. Reloads itself.
+- `/api/status`          the same data as JSON: exactly `runner.py status --json`.
+- `/lineage.svg`         the asset graph coloured by last status (daybreak.lineage).
+- `/runs/<run_id>/log`   a run's log file, as text.
+
+Server-rendered HTML with no script and no external asset, so it reads the same in any browser
+and offline. It binds 127.0.0.1 by default and has no login, so it shows nothing secret: errors
+and logs are redacted when they are recorded, and configuration values are not shown.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+import json
+import logging
+import re
+import threading
+from collections.abc import Callable
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from daybreak.config import Settings
+from daybreak.history import History
+from daybreak.logs import redact
+
+log = logging.getLogger(__name__)
+
+RUN_ID = re.compile(r"[0-9]{8}T[0-9]{6}Z-[0-9a-f]{6}")
+LOG_TAIL_LINES = 40
+BADGE = {
+    "success": "ok", "fresh": "ok",
+    "failed": "bad", "interrupted": "bad", "never": "off",
+    "stale": "warn", "running": "run", "retrying": "run", "skipped": "warn",
+}  # fmt: skip
+
+CSS = """
+body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Helvetica,Arial,sans-serif;margin:0;
+ color:#202124;background:#f8f9fa}
+header{background:#1a237e;color:#fff;padding:14px 24px}
+header h1{font-size:20px;margin:0}
+header p{margin:2px 0 0;opacity:.85;font-size:13px}
+main{padding:8px 24px 32px;max-width:1400px}
+section{background:#fff;border:1px solid #dadce0;border-radius:8px;margin:16px 0;padding:12px 16px}
+h2{font-size:16px;margin:4px 0 10px}
+table{border-collapse:collapse;width:100%}
+th,td{text-align:left;padding:5px 8px;border-bottom:1px solid #eee;vertical-align:top}
+td{white-space:nowrap}td.err{white-space:normal;overflow-wrap:anywhere;min-width:24ch}
+th{font-weight:600;color:#5f6368;font-size:12px;text-transform:uppercase;letter-spacing:.03em}
+.badge{display:inline-block;padding:1px 8px;border-radius:10px;font-size:12px;font-weight:600}
+.ok{background:#d1f2d9;color:#0d652d}.bad{background:#fad2cf;color:#a50e0e}
+.warn{background:#fdecc8;color:#7a4100}.off{background:#eceff1;color:#5f6368}
+.run{background:#d2e3fc;color:#174ea6}
+.banner{font-size:16px;font-weight:600;padding:10px 14px;border-radius:8px;margin-top:16px}
+.banner.ok{border:1px solid #1e8e3e}.banner.bad{border:1px solid #c5221f}
+.banner.warn{border:1px solid #b06000}
+pre{background:#f1f3f4;padding:8px;overflow-x:auto;font-size:12px;max-height:320px;margin:6px 0}
+.muted{color:#5f6368}.err{color:#a50e0e}
+.lineage{overflow-x:auto}.lineage svg{max-width:100%;height:auto}
+"""
+
+
+def _h(value: Any) -> str:
+    return html.escape("" if value is None else str(value))
+
+
+class Page:
+    """Renders status_data as HTML, times in one zone."""
+
+    def __init__(self, zone: str, refresh_seconds: int) -> None:
+        self.zone = ZoneInfo(zone)
+        self.refresh = refresh_seconds
+
+    def when(self, iso: str | None) -> str:
+        if not iso:
+            return "-"
+        moment = dt.datetime.fromisoformat(iso)
+        return moment.astimezone(self.zone).strftime("%a %d %b %H:%M")
+
+    @staticmethod
+    def badge(state: str | None) -> str:
+        state = state or "never"
+        return f'<span class="badge {BADGE.get(state, "off")}">{_h(state)}</span>'
+
+    @staticmethod
+    def seconds(value: float | None) -> str:
+        if value is None:
+            return "-"
+        return f"{value:.0f} s" if value < 120 else f"{value / 60:.1f} min"
+
+    def render(self, data: dict[str, Any], svg: str | None, logs: dict[str, str]) -> str:
+        assets = data["assets"]
+        bad = [n for n, a in assets.items() if a["freshness"] in ("stale", "never")]
+        failed_jobs = [n for n, j in data["jobs"].items() if j["last_status"] == "failed"]
+        if not bad and not failed_jobs:
+            banner = ("ok", f"All {len(assets)} assets are fresh.")
+        elif failed_jobs:
+            banner = ("bad", f"Failed: {', '.join(failed_jobs)}. "
+                             f"{len(bad)} of {len(assets)} assets not fresh.")  # fmt: skip
+        else:
+            banner = ("warn", f"{len(bad)} of {len(assets)} assets not fresh: {', '.join(bad)}.")
+        parts = [
+            "<!doctype html><html lang=en><head><meta charset=utf-8>",
+            f'<meta http-equiv="refresh" content="{self.refresh}">',
+            '<meta name=viewport content="width=device-width, initial-scale=1">',
+            f"<title>daybreak status</title><style>{CSS}</style></head><body>",
+            "<header><h1>daybreak status</h1>",
+            f"<p>as of {_h(self.when(data['generated_at']))} ({_h(self.zone.key)}); "
+            f"refreshes every {self.refresh} s</p></header><main>",
+            f'<div class="banner {banner[0]}" id="banner">{_h(banner[1])}</div>',
+            self._running(data),
+            self._jobs(data["jobs"]),
+            self._failures(data["recent_runs"], logs),
+            self._runs(data["recent_runs"]),
+            self._assets(assets),
+            self._lineage(svg),
+            "</main></body></html>",
+        ]
+        return "\n".join(p for p in parts if p)
+
+    def _running(self, data: dict[str, Any]) -> str:
+        lines = []
+        if data["running"]:
+            lines.append(f"Running now: {_h(', '.join(data['running']))}.")
+        if data.get("warehouse_lock"):
+            lines.append(f"Warehouse in use by {_h(data['warehouse_lock'])}.")
+        for waiter in data.get("waiting_for_warehouse", []):
+            lines.append(f"Waiting for the warehouse: {_h(waiter.get('what'))}.")
+        return f'<section id="running"><p>{" ".join(lines)}</p></section>' if lines else ""
+
+    def _jobs(self, jobs: dict[str, Any]) -> str:
+        rows = [
+            f"<tr><td><b>{_h(name)}</b></td><td>{_h(j['schedule'])}</td>"
+            f"<td>{_h(self.when(j['next_run']))}</td><td>{self.badge(j['last_status'])}</td>"
+            f"<td>{_h(self.when(j['last_started']))}</td><td>{self.seconds(j['last_seconds'])}</td>"
+            f'<td class="err">{_h(j["last_error"])}</td></tr>'
+            for name, j in jobs.items()
+        ]
+        return (
+            '<section id="jobs"><h2>Jobs</h2><table><tr><th>job</th><th>schedule</th>'
+            "<th>next run</th><th>last result</th><th>started</th><th>took</th><th>error</th></tr>"
+            + "".join(rows) + "</table></section>"
+        )  # fmt: skip
+
+    def _failures(self, runs: list[dict[str, Any]], logs: dict[str, str]) -> str:
+        failed = [r for r in runs if r["status"] in ("failed", "interrupted")][:3]
+        if not failed:
+            return ""
+        out = ['<section id="failures"><h2>What failed</h2>']
+        for run in failed:
+            out.append(
+                f"<h3>{self.badge(run['status'])} {_h(run['job'] or 'materialize')} "
+                f"<span class=muted>run {_h(run['run_id'])}, {_h(self.when(run['started_at']))}"
+                f"</span></h3><table><tr><th>asset</th><th>status</th><th>error</th></tr>"
+            )
+            for a in run.get("failed_assets", []):
+                trace = (
+                    f"<details><summary>traceback</summary><pre>{_h(a['traceback'])}</pre>"
+                    "</details>" if a.get("traceback") else ""
+                )  # fmt: skip
+                out.append(
+                    f"<tr class=failed-asset><td><b>{_h(a['asset'])}</b></td>"
+                    f"<td>{self.badge(a['status'])}</td>"
+                    f"<td class=err>{_h(a['error'])}{trace}</td></tr>"
+                )
+            out.append("</table>")
+            tail = logs.get(run["run_id"])
+            if tail is not None:
+                out.append(
+                    f"<p>Log (last {LOG_TAIL_LINES} lines; "
+                    f'<a href="/runs/{_h(run["run_id"])}/log">whole log</a>):</p>'
+                    f"<pre class=log>{_h(tail)}</pre>"
+                )
+        out.append("</section>")
+        return "".join(out)
+
+    def _runs(self, runs: list[dict[str, Any]]) -> str:
+        rows = [
+            f'<tr><td><a href="/runs/{_h(r["run_id"])}/log">{_h(r["run_id"])}</a></td>'
+            f"<td>{_h(r['job'] or 'materialize')}</td><td>{_h(r['trigger'])}</td>"
+            f"<td>{self.badge(r['status'])}</td><td>{_h(self.when(r['started_at']))}</td>"
+            f"<td>{self.seconds(r['seconds'])}</td><td class=err>{_h(r['error'])}</td></tr>"
+            for r in runs
+        ]
+        body = "".join(rows) or "<tr><td colspan=7 class=muted>no runs yet</td></tr>"
+        return (
+            '<section id="runs"><h2>Recent runs</h2><table><tr><th>run</th><th>job</th>'
+            "<th>trigger</th><th>status</th><th>started</th><th>took</th><th>error</th></tr>"
+            + body + "</table></section>"
+        )  # fmt: skip
+
+    def _assets(self, assets: dict[str, Any]) -> str:
+        rows = [
+            f'<tr id="row-{_h(name)}"><td>{_h(name)}</td><td class=muted>{_h(a["group"])}</td>'
+            f"<td>{self.badge(a['freshness'])}</td><td>{_h(self.when(a['last_success']))}</td>"
+            f"<td>{_h(self.when(a.get('deadline')))}</td></tr>"
+            for name, a in assets.items()
+        ]
+        return (
+            '<section id="assets"><h2>Assets</h2><table><tr><th>asset</th><th>group</th>'
+            "<th>freshness</th><th>last success</th><th>deadline owed</th></tr>"
+            + "".join(rows) + "</table></section>"
+        )  # fmt: skip
+
+    def _lineage(self, svg: str | None) -> str:
+        if svg is None:
+            return ""
+        body = svg[svg.find("<svg") :]  # drop the XML prolog: inline SVG in HTML
+        return (
+            '<section id="lineage"><h2>Lineage</h2><p class=muted>green success, amber stale, '
+            "red failed, grey never run; hover an asset for its last success.</p>"
+            f'<div class="lineage">{body}</div></section>'
+        )
+
+
+class StatusSite:
+    """The page's data sources; one per runner process."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        status: Callable[[Settings], dict[str, Any]],
+        lineage_svg: Callable[[Settings], str] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.status = status
+        self.lineage_svg = lineage_svg
+        zone = next(iter(settings.jobs.values())).timezone if settings.jobs else "Europe/London"
+        self.page = Page(zone, settings.web.refresh_seconds)
+
+    def svg(self) -> str | None:
+        if self.lineage_svg is None:
+            return None
+        try:
+            return self.lineage_svg(self.settings)
+        except Exception as exc:  # the page still shows everything else
+            log.warning("lineage picture unavailable: %s", exc)
+            return None
+
+    def html(self) -> str:
+        data = self.status(self.settings)
+        logs: dict[str, str] = {}
+        for run in data["recent_runs"]:
+            if run["status"] in ("failed", "interrupted") and len(logs) < 3:
+                logs[run["run_id"]] = self.log_tail(run["run_id"])
+        return self.page.render(data, self.svg(), logs)
+
+    def log_path(self, run_id: str) -> Path | None:
+        if not RUN_ID.fullmatch(run_id):
+            return None
+        run = History(self.settings.paths.state).run(run_id)
+        return Path(run.log_path) if run else None
+
+    def log_tail(self, run_id: str) -> str:
+        path = self.log_path(run_id)
+        if path is None or not path.exists():
+            return "(no log file: pruned, or the run wrote none)"
+        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+        return redact("\n".join(lines[-LOG_TAIL_LINES:]))
+
+
+def _handler(site: StatusSite) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        server_version = "daybreak"
+
+        def log_message(self, format: str, *args: Any) -> None:  # quiet: one line per request
+            log.debug("status page: " + format, *args)
+
+        def _send(self, code: int, body: str | bytes, kind: str) -> None:
+            data = body.encode() if isinstance(body, str) else body
+            self.send_response(code)
+            self.send_header("Content-Type", kind)
+            self.send_header("Content-Length", str(len(data)))
+            self.send_header("Cache-Control", "no-store")
+            self.send_header("X-Content-Type-Options", "nosniff")
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(data)
+
+        def do_HEAD(self) -> None:
+            self.do_GET()
+
+        def do_GET(self) -> None:
+            path = self.path.split("?", 1)[0]
+            try:
+                if path == "/":
+                    self._send(200, site.html(), "text/html; charset=utf-8")
+                elif path == "/api/status":
+                    body = json.dumps(site.status(site.settings), indent=2)
+                    self._send(200, body, "application/json")
+                elif path == "/lineage.svg":
+                    svg = site.svg()
+                    if svg is None:
+                        self._send(503, "lineage unavailable\n", "text/plain; charset=utf-8")
+                    else:
+                        self._send(200, svg, "image/svg+xml")
+                elif (m := re.fullmatch(r"/runs/([^/]+)/log", path)) and (
+                    site.log_path(m.group(1)) is not None
+                ):
+                    log_file = site.log_path(m.group(1))
+                    assert log_file is not None
+                    text = (
+                        redact(log_file.read_text(encoding="utf-8", errors="replace"))
+                        if log_file.exists()
+                        else "(the log file was pruned)\n"
+                    )
+                    self._send(200, text, "text/plain; charset=utf-8")
+                else:
+                    self._send(404, "not found\n", "text/plain; charset=utf-8")
+            except Exception as exc:
+                log.exception("status page: %s failed", path)
+                message = redact(f"{type(exc).__name__}: {exc}")
+                self._send(HTTPStatus.INTERNAL_SERVER_ERROR, message + "\n", "text/plain")
+
+    return Handler
+
+
+class StatusServer:
+    """The page's HTTP server, in a daemon thread of the runner."""
+
+    def __init__(self, site: StatusSite, host: str, port: int) -> None:
+        try:
+            self.httpd = ThreadingHTTPServer((host, port), _handler(site))
+        except OSError as exc:
+            raise OSError(
+                f"status page: cannot listen on {host}:{port} ({exc.strerror}); another runner? "
+                "Set [web] port, or run with --no-web"
+            ) from None
+        self.httpd.daemon_threads = True
+        self.thread = threading.Thread(
+            target=self.httpd.serve_forever, name="status-page", daemon=True
+        )
+
+    @property
+    def url(self) -> str:
+        host, port = self.httpd.server_address[:2]
+        return f"http://{host!s}:{port}/"
+
+    def start(self) -> StatusServer:
+        self.thread.start()
+        log.info("status page on %s", self.url)
+        return self
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()

@@ -1,0 +1,154 @@
+"""The status page a runner serves: same data as `status --json`, and read in a real Chromium."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from playwright.sync_api import Page, sync_playwright
+
+from daybreak import demo, lineage, web
+from daybreak.cli import status_data
+from daybreak.config import Settings, load_settings
+from daybreak.history import History
+from tests.conftest import ROOT, run_runner, wait_for, write_config
+
+CHROMIUM = "/usr/bin/chromium"
+# Debian's chromium as this machine runs it: no sandbox as root, no GPU, no calls home.
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update"]  # fmt: skip
+ARTIFACTS = Path(os.environ.get("DAYBREAK_TEST_ARTIFACTS", ROOT / "test-artifacts"))
+BAD_PRODUCTS = "UK/raw_data/reference/products_sku/products_sku.csv"
+
+
+def without_clock(data: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in data.items() if k != "generated_at"}
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Iterator[tuple[Settings, str]]:
+    config = write_config(tmp_path, days=2, rows=5)
+    settings = load_settings(config, environ={})
+    demo.generate(settings)
+    server = web.StatusServer(web.StatusSite(settings, status_data, lineage.svg_for),
+                              "127.0.0.1", 0).start()  # fmt: skip
+    yield settings, server.url
+    server.stop()
+
+
+def test_api_status_is_status_json_and_logs_are_served(site: tuple[Settings, str]) -> None:
+    settings, url = site
+    run_runner("materialize", "uk_new_names", config=settings.config_path, check=True)
+    (run,) = History(settings.paths.state).runs(limit=1)
+    api = requests.get(url + "api/status", timeout=30)
+    assert api.status_code == 200 and api.headers["Content-Type"] == "application/json"
+    cli = run_runner("status", "--json", config=settings.config_path, check=True)
+    assert without_clock(api.json()) == without_clock(json.loads(cli.stdout))
+    assert api.json()["recent_runs"][0]["run_id"] == run.run_id
+
+    logged = requests.get(f"{url}runs/{run.run_id}/log", timeout=10)
+    assert logged.status_code == 200 and f"run {run.run_id} started" in logged.text
+    for path in ("runs/../../etc/passwd/log", "runs/20990101T000000Z-abcdef/log", "nope"):
+        assert requests.get(url + path, timeout=10).status_code == 404, path
+    svg = requests.get(url + "lineage.svg", timeout=30)
+    assert (
+        svg.headers["Content-Type"] == "image/svg+xml" and 'id="asset&#45;uk_new_names"' in svg.text
+    )
+    assert requests.post(url, timeout=10).status_code == 501  # read-only
+
+
+class Runner:
+    """`python runner.py` as a user leaves it running; its page's address read from its log."""
+
+    def __init__(self, config: Path, log: Path) -> None:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("DAYBREAK_")}
+        self.log = log
+        with log.open("ab") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, str(ROOT / "runner.py"), "--config", str(config)],
+                stdout=out, stderr=subprocess.STDOUT, env=env, cwd=ROOT,
+            )  # fmt: skip
+        wait_for(lambda: self.url is not None, 60, "the status page")
+
+    @property
+    def url(self) -> str | None:
+        assert self.proc.poll() is None, self.log.read_text()
+        found = re.search(r"status page on (http://127\.0\.0\.1:\d+/)", self.log.read_text())
+        return found.group(1) if found else None
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        assert self.proc.wait(timeout=60) == 0, self.log.read_text()
+
+
+def check_layout(page: Page) -> None:
+    """Reads well: nothing wider than the window, every table and the picture on screen."""
+    too_wide = page.evaluate(
+        """() => [...document.querySelectorAll('body *')]
+             .filter(e => e.getBoundingClientRect().right > window.innerWidth + 1)
+             .map(e => `${e.tagName}#${e.id}.${e.className.baseVal ?? e.className}`)"""
+    )
+    assert too_wide == [], too_wide
+    for section in ("#jobs", "#runs", "#assets", "#lineage"):
+        assert page.locator(section).is_visible(), section
+
+
+def test_the_page_in_chromium_after_a_success_and_after_a_failure(tmp_path: Path) -> None:
+    config = write_config(tmp_path, days=2, rows=5)
+    settings = load_settings(config, environ={})
+    demo.generate(settings)
+    runner = Runner(config, tmp_path / "runner.log")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    try:
+        run_runner("run", "daily_sales_flow", config=config, check=True)
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            assert runner.url is not None
+            page.goto(runner.url)
+
+            assert page.title() == "daybreak status"
+            job = page.locator("#jobs tr", has_text="daily_sales_flow")
+            assert "success" in job.inner_text()
+            for asset in (
+                "uk_orders_azure",
+                "jp_orders_azure",
+                "daily_sales_budget_exchange_ingest",
+            ):
+                row = page.locator(f"#row-{asset}")
+                assert "fresh" in row.inner_text(), asset
+            assert page.locator("#row-qi_executive_daily_sales").inner_text().count("never") == 1
+            assert page.locator("#failures").count() == 0
+            assert page.locator("#lineage svg #asset-uk_orders_azure").count() == 1
+            assert page.locator('meta[http-equiv="refresh"]').count() == 1
+            check_layout(page)
+            page.screenshot(path=str(ARTIFACTS / "status-page-success.png"), full_page=True)
+
+            (settings.paths.landing / BAD_PRODUCTS).write_text("sku;name\n1;2\n")
+            assert run_runner("run", "daily_sales_flow", config=config).returncode == 1
+            page.reload()
+
+            assert "failed" in page.locator("#jobs tr", has_text="daily_sales_flow").inner_text()
+            assert "Failed: daily_sales_flow" in page.locator("#banner").inner_text()
+            failure = page.locator("#failures")
+            assert failure.is_visible()
+            asset_row = failure.locator("tr.failed-asset", has_text="uk_products_sku")
+            assert "products_sku.csv" in asset_row.inner_text()  # what failed and why
+            assert "uk_products_sku" in failure.locator("pre.log").inner_text()  # the log tail
+            assert "failed" in page.locator("#lineage svg #asset-uk_products_sku").get_attribute(
+                "class"
+            )  # type: ignore[operator]
+            check_layout(page)
+            page.screenshot(path=str(ARTIFACTS / "status-page-failure.png"), full_page=True)
+            browser.close()
+        assert (ARTIFACTS / "status-page-failure.png").stat().st_size > 10_000
+    finally:
+        runner.stop()
