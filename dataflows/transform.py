@@ -31,6 +31,7 @@ def _order_syncs(markets: list[str]) -> inject:
 def build_daily_sales_models(
     order_syncs: list[SyncReport],
     uk_new_names: SyncReport,
+    uk_products_sku: SyncReport,
     daily_sales_budget_exchange_ingest: BudgetReport,
     dbt_project: DbtProject,
     full_refresh: bool,
