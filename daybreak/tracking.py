@@ -71,6 +71,10 @@ class HamiltonUiClient:
             response = self.session.request(
                 method, self.base + path, timeout=self.timeout, **kwargs
             )
+        except requests.Timeout:
+            raise TrackingError(f"{method} {path}: no answer within {self.timeout:g} s") from None
+        except requests.ConnectionError:
+            raise TrackingError(f"{method} {path}: cannot connect") from None
         except requests.RequestException as exc:
             raise TrackingError(f"{method} {path}: {type(exc).__name__}: {exc}") from None
         if response.status_code >= 400:
