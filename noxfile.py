@@ -49,6 +49,13 @@ def tests(session: nox.Session) -> None:
 
 
 @nox.session(default=False)
+def bench(session: nox.Session) -> None:
+    """The benchmark suite (not part of the tests): `nox -s bench -- --scale large`; results in
+    bench/results/ and docs/PERFORMANCE.md says what they mean."""
+    session.run(sys.executable, "-m", "bench.suite", *session.posargs)
+
+
+@nox.session(default=False)
 def dbt(session: nox.Session) -> None:
     """Run the dbt CLI on daybreak's project and paths: `nox -s dbt -- build -s stg_budget`."""
     from daybreak.config import load_settings

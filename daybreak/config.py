@@ -218,6 +218,19 @@ class DemoConfig(_Strict):
 _Port = Annotated[int, Field(ge=1, le=65535)]
 
 
+def _module_name(name: str) -> str:
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*", name):
+        raise ValueError(f"expected a module name like 'dataflows.ingestion', got {name!r}")
+    return name
+
+
+class GraphConfig(_Strict):
+    """Which Hamilton modules make the asset graph (default: daybreak's dataflows/)."""
+
+    # Importable module names, e.g. ["bench.noop_flow"] for the orchestration benchmark.
+    dataflows: list[Annotated[str, AfterValidator(_module_name)]] = []
+
+
 class UiConfig(_Strict):
     """The Hamilton UI that `make ui` starts: its store is <state>/hamilton-ui."""
 
@@ -283,6 +296,7 @@ class _File(_Strict):
     # Tag concurrency limits: at most N assets carrying the tag run at once, across processes.
     concurrency: dict[Annotated[str, AfterValidator(_identifier)], Annotated[int, Field(ge=1)]] = {}
     demo: DemoConfig = DemoConfig()
+    graph: GraphConfig = GraphConfig()
     ui: UiConfig = UiConfig()
     tracking: TrackingConfig | None = None
     web: WebConfig = WebConfig()
@@ -369,6 +383,7 @@ class Settings:
     freshness: dict[str, FreshnessConfig]
     concurrency: dict[str, int]
     demo: DemoConfig
+    graph: GraphConfig
     ui: UiConfig
     tracking: TrackingConfig | None
     web: WebConfig
@@ -471,6 +486,7 @@ def load_settings(
         freshness=dict(parsed.freshness),
         concurrency=dict(parsed.concurrency),
         demo=parsed.demo,
+        graph=parsed.graph,
         ui=parsed.ui,
         tracking=_tracking(parsed),
         web=parsed.web,

@@ -7,13 +7,14 @@ asset's upstream assets are found by walking through them. Nothing here is kept 
 from __future__ import annotations
 
 import graphlib
+import importlib
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
 from hamilton import driver
 
-from daybreak.config import Settings
+from daybreak.config import ConfigError, Settings
 from daybreak.dbt import graph_manifest
 from daybreak.dbt_assets import dbt_module
 from daybreak.export_assets import export_module
@@ -25,8 +26,14 @@ class SelectionError(ValueError):
     """An asset, group or job name that is not in the graph."""
 
 
-def dataflow_modules() -> list[ModuleType]:
-    """The hand-written Hamilton modules of daybreak's graph, in stage order."""
+def dataflow_modules(names: list[str] | None = None) -> list[ModuleType]:
+    """The hand-written Hamilton modules of the graph, in stage order: daybreak's dataflows/, or
+    the modules `[graph] dataflows` names."""
+    if names:
+        try:
+            return [importlib.import_module(name) for name in names]
+        except ImportError as exc:
+            raise ConfigError(f"graph.dataflows: cannot import {exc.name!r}: {exc}") from None
     from dataflows import budget, ingestion, maintenance, resources, transform
 
     return [resources, ingestion, budget, transform, maintenance]
@@ -46,7 +53,7 @@ def hamilton_config(settings: Settings) -> dict[str, Any]:
 def build_driver(settings: Settings) -> driver.Driver:
     """A Hamilton driver over every dataflow plus the dbt models, configured for `settings`."""
     config = hamilton_config(settings)
-    modules = dataflow_modules()
+    modules = dataflow_modules(settings.graph.dataflows)
     taken = {n.name for n in _driver(modules, config).list_available_variables()}
     models = dbt_module(graph_manifest(settings.paths.dbt_project), settings.market_codes, taken)
     modules.append(models)

@@ -12,6 +12,7 @@ import contextlib
 import csv
 import io
 import os
+import shutil
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -108,12 +109,17 @@ def _check_header(header: list[str], dataset: CsvDataset, name: str) -> None:
         raise BadFile(name, problems)
 
 
-def _select_list(dataset: CsvDataset, extra: dict[str, str]) -> str:
+def _select_list(dataset: CsvDataset, extra: dict[str, str], table: str = "") -> str:
     parts = []
     for column, kind in dataset.columns:
         quoted = f'"{column}"'
+        source = f"{table}.{quoted}" if table else quoted
         # Trailing spaces and blank strings in text fields are export noise, not values.
-        parts.append(f"nullif(trim({quoted}), '') AS {quoted}" if kind == "VARCHAR" else quoted)
+        parts.append(
+            f"nullif(trim({source}), '') AS {quoted}"
+            if kind == "VARCHAR"
+            else f"{source} AS {quoted}"
+        )
     parts += [f"{expr} AS {col}" for col, expr in extra.items()]
     return ", ".join(parts)
 
@@ -179,6 +185,100 @@ def convert_csv(
         with contextlib.suppress(duckdb.Error):
             con.execute("DROP TABLE IF EXISTS rejects; DROP TABLE IF EXISTS rejects_scan")
     return int(rows)
+
+
+@dataclass(frozen=True)
+class BatchItem:
+    """One CSV of a batch conversion: where it is, where its Parquet file goes, its extras."""
+
+    csv_path: Path
+    dest: Path
+    extra: dict[str, str]  # column -> SQL literal, the same columns for every item
+
+
+def convert_batch(
+    con: duckdb.DuckDBPyConnection, items: list[BatchItem], dataset: CsvDataset, scratch: Path
+) -> list[int] | None:
+    """Convert many CSVs in one DuckDB statement, one Parquet file each; their row counts.
+
+    The same result as convert_csv on each (types, trims, extras, atomic replace), at the cost
+    of one scan: a backfill of a thousand daily files moves like one big file. Returns None,
+    writing nothing, when any file would need convert_csv's diagnosis (empty, header, rejected
+    or blank values, only a header): the caller then converts them one by one, so a bad file
+    is still named, with line and column, and quarantined alone.
+    """
+    if not items:
+        return []
+    headers: set[tuple[str, ...]] = set()
+    for item in items:
+        if item.csv_path.stat().st_size == 0:
+            return None
+        try:
+            found = _read_header(item.csv_path, str(item.csv_path))
+            _check_header(found, dataset, str(item.csv_path))
+        except BadFile:
+            return None
+        headers.add(tuple(found))
+    if len(headers) != 1:
+        return None
+    (header_row,) = headers
+    header = list(header_row)
+    types = dict(dataset.columns)
+    columns = "{" + ", ".join(f"{sql_string(h)}: {sql_string(types[h])}" for h in header) + "}"
+    paths = "[" + ", ".join(sql_string(str(i.csv_path)) for i in items) + "]"
+    extra_columns = list(items[0].extra)
+    rows_sql = ", ".join(
+        "(" + ", ".join([str(n), sql_string(str(i.csv_path)), *i.extra.values()]) + ")"
+        for n, i in enumerate(items)
+    )
+    files = f"files(__i, __path{''.join(', ' + c for c in extra_columns)})"
+    select = _select_list(dataset, {c: f"f.{c}" for c in extra_columns}, table="r")
+    scratch.mkdir(parents=True, exist_ok=True)
+    out = scratch / f".batch-{uuid.uuid4().hex[:8]}"
+    try:
+        con.execute(
+            f"COPY (WITH {files} AS (VALUES {rows_sql}) SELECT {select}, f.__i "
+            f"FROM read_csv({paths}, header=true, delim=',', quote='\"', escape='\"', "
+            f"columns={columns}, auto_detect=false, encoding='utf-8', filename='__file', "
+            "dateformat='%Y-%m-%d', timestampformat='%Y-%m-%d %H:%M:%S', store_rejects=true, "
+            "rejects_table='rejects', rejects_scan='rejects_scan') r "
+            f"JOIN files f ON r.__file = f.__path) TO {sql_string(str(out))} "
+            "(FORMAT parquet, COMPRESSION zstd, PARTITION_BY (__i))"
+        )
+        if con.execute("SELECT count(*) FROM rejects").fetchall()[0][0]:
+            return None
+        written = []
+        for n in range(len(items)):
+            parts = list((out / f"__i={n}").glob("*.parquet"))
+            if len(parts) != 1:  # no rows (a header-only file), or split: diagnose one by one
+                return None
+            written.append(parts[0])
+        # Parquet statistics hold null and row counts: two metadata reads for the whole batch.
+        required = [c for c in dataset.column_names if c not in dataset.optional]
+        listed = "[" + ", ".join(sql_string(str(p)) for p in written) + "]"
+        blank = con.execute(
+            f"SELECT count(*) FROM parquet_metadata({listed}) WHERE stats_null_count > 0 "
+            "AND path_in_schema IN (SELECT unnest(?))",
+            [required],
+        ).fetchall()[0][0]
+        if blank:
+            return None
+        rows = dict(
+            con.execute(
+                f"SELECT file_name, num_rows FROM parquet_file_metadata({listed})"
+            ).fetchall()
+        )
+        counts = [int(rows[str(part)]) for part in written]
+        for part, item in zip(written, items, strict=True):
+            with part.open("r+b") as fh:
+                os.fsync(fh.fileno())
+            item.dest.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(part, item.dest)  # same filesystem: the batch folder is in the lake
+        return counts
+    finally:
+        with contextlib.suppress(duckdb.Error):
+            con.execute("DROP TABLE IF EXISTS rejects; DROP TABLE IF EXISTS rejects_scan")
+        shutil.rmtree(out, ignore_errors=True)
 
 
 def _raise_for_rejects(con: duckdb.DuckDBPyConnection, name: str) -> None:

@@ -40,7 +40,14 @@ class SyncedBlob:
 
 
 _init_lock = threading.Lock()
-_initialised: set[tuple[Path, str]] = set()
+# -> the database file's (inode, ctime): a new file (the state folder deleted) is set up again;
+# an unchanged identity means the tables exist (a spurious re-run is harmless: IF NOT EXISTS).
+_initialised: dict[tuple[Path, str], tuple[int, int]] = {}
+
+
+def _identity(path: Path) -> tuple[int, int]:
+    stat = path.stat()
+    return stat.st_ino, stat.st_ctime_ns
 
 
 def connect(path: Path) -> sqlite3.Connection:
@@ -56,8 +63,9 @@ def init_db(path: Path, schema: str) -> None:
     """Create the tables once per process; several threads or processes may start at once."""
     key = (path, schema)
     with _init_lock:
-        if key in _initialised:
-            return
+        with contextlib.suppress(FileNotFoundError):
+            if _initialised.get(key) == _identity(path):
+                return
         for attempt in range(100):
             try:
                 con = sqlite3.connect(path, timeout=60)
@@ -73,7 +81,7 @@ def init_db(path: Path, schema: str) -> None:
                 if "locked" not in str(exc) or attempt == 99:
                     raise
                 time.sleep(0.05)
-        _initialised.add(key)
+        _initialised[key] = _identity(path)
 
 
 class StateStore:

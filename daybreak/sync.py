@@ -7,7 +7,9 @@ Policies, in order of a sync:
   last-modified time); an empty lake, a full refresh or `force` looks at everything.
 - A blob whose recorded ETag is unchanged and whose lake file exists is skipped (a full refresh
   re-syncs it); a new or changed blob is converted to its own Parquet file, replacing that file
-  atomically (never duplicating rows).
+  atomically (never duplicating rows). Many at once (a backfill) are converted in batches of up
+  to 64 files by one DuckDB statement each; a batch with any file in doubt is redone one file at
+  a time, so a bad file is still diagnosed and quarantined on its own.
 - A blob that fails validation is copied to quarantine with an .error.txt sidecar; the lake keeps
   whatever it had for it. It is not recorded, so it is tried again (and reported) on every sync
   until upstream fixes it.
@@ -19,10 +21,12 @@ Policies, in order of a sync:
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import shutil
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
@@ -158,6 +162,7 @@ def sync_dataset(
         if not report.backfill and not force and days_back is not None:
             cutoff = ctx.run_date - dt.timedelta(days=days_back)
         listed: set[str] = set()
+        todo: list[_Todo] = []
         con = lake.connect()
         try:
             for blob in ctx.source.list(dataset.prefix):
@@ -181,7 +186,17 @@ def sync_dataset(
                 ):
                     report.files_skipped += 1
                     continue
-                _sync_blob(ctx, con, asset, dataset, blob, lake_path, market, file_date, report)
+                todo.append((blob, lake_path, file_date))
+            batches = ctx.lake_root / ".batches" / asset
+            shutil.rmtree(batches, ignore_errors=True)  # what a killed sync left
+            for batch in _batches(todo):
+                if len(batch) > 1 and _sync_batch(ctx, con, asset, dataset, batch, market,
+                                                  report, batches):  # fmt: skip
+                    continue
+                for blob, lake_path, file_date in batch:  # one by one: each bad file named
+                    _sync_blob(ctx, con, asset, dataset, blob, lake_path, market, file_date,
+                               report)  # fmt: skip
+            shutil.rmtree(batches, ignore_errors=True)
         finally:
             con.close()
         for name, synced in known.items():
@@ -231,6 +246,84 @@ def _plan(dataset: CsvDataset, blob: BlobInfo, market: str) -> tuple[dt.date | N
     return file_date, lake_path
 
 
+_Todo = tuple[BlobInfo, str, "dt.date | None"]
+# A backfill converts up to this many files (and bytes of CSV) in one DuckDB statement; the
+# partitioned write keeps each file's rows in memory until it closes, so bytes bound memory.
+BATCH_FILES = 64
+BATCH_BYTES = 256 << 20
+
+
+def _batches(todo: list[_Todo]) -> Iterator[list[_Todo]]:
+    batch: list[_Todo] = []
+    size = 0
+    for item in todo:
+        if batch and (len(batch) >= BATCH_FILES or size + item[0].size > BATCH_BYTES):
+            yield batch
+            batch, size = [], 0
+        batch.append(item)
+        size += item[0].size
+    if batch:
+        yield batch
+
+
+def _extras(
+    blob: BlobInfo, market: str, file_date: dt.date | None, synced_at: str
+) -> dict[str, str]:
+    # synced_at lets dbt's incremental models pick exactly the files changed since their last build.
+    extra = {
+        "source_blob": lake.sql_string(blob.name),
+        "synced_at": f"TIMESTAMP {lake.sql_string(synced_at)}",
+    }
+    if file_date is not None:
+        extra = {
+            "market": lake.sql_string(market),
+            "file_date": f"DATE {lake.sql_string(file_date.isoformat())}",
+            **extra,
+        }
+    return extra
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None).isoformat(sep=" ")
+
+
+def _sync_batch(
+    ctx: SyncContext,
+    con: duckdb.DuckDBPyConnection,
+    asset: str,
+    dataset: CsvDataset,
+    batch: list[_Todo],
+    market: str,
+    report: SyncReport,
+    scratch: Path,
+) -> bool:
+    """Convert a batch in one statement; False (nothing written) if a file needs diagnosis."""
+    synced_at = _now()
+    with contextlib.ExitStack() as stack:
+        items = [
+            lake.BatchItem(
+                stack.enter_context(ctx.source.fetch(blob, ctx.state_dir / "scratch")),
+                ctx.lake_root / lake_path,
+                _extras(blob, market, file_date, synced_at),
+            )
+            for blob, lake_path, file_date in batch
+        ]
+        try:
+            counts = lake.convert_batch(con, items, dataset, scratch)
+        except duckdb.Error as exc:  # not a file's fault: say so, and go one by one
+            log.warning("batch conversion of %d files failed (%s); converting one by one",
+                        len(items), exc)  # fmt: skip
+            counts = None
+    if counts is None:
+        return False
+    for (blob, lake_path, _), rows in zip(batch, counts, strict=True):
+        ctx.state.record_synced(asset, SyncedBlob(blob.name, blob.etag, blob.size, rows, lake_path))
+        report.rows_loaded += rows
+        report.files_synced += 1
+        report.bytes += blob.size
+    return True
+
+
 def _sync_blob(
     ctx: SyncContext,
     con: duckdb.DuckDBPyConnection,
@@ -242,18 +335,7 @@ def _sync_blob(
     file_date: dt.date | None,
     report: SyncReport,
 ) -> None:
-    # synced_at lets dbt's incremental models pick exactly the files changed since their last build.
-    synced_at = dt.datetime.now(dt.UTC).replace(tzinfo=None).isoformat(sep=" ")
-    extra = {
-        "source_blob": lake.sql_string(blob.name),
-        "synced_at": f"TIMESTAMP {lake.sql_string(synced_at)}",
-    }
-    if file_date is not None:
-        extra = {
-            "market": lake.sql_string(market),
-            "file_date": f"DATE {lake.sql_string(file_date.isoformat())}",
-            **extra,
-        }
+    extra = _extras(blob, market, file_date, _now())
     with ctx.source.fetch(blob, ctx.state_dir / "scratch") as path:
         try:
             rows = lake.convert_csv(

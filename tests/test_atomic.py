@@ -39,11 +39,15 @@ def test_sync_killed_mid_write_leaves_old_or_new_files_only(tmp_path: Path) -> N
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    # Kill the writer the moment a temporary file exists, i.e. in the middle of a write.
+    # Kill the writer the moment a temporary file exists, i.e. in the middle of a write: a
+    # file's temporary beside its target, or a batch being written (a backfill converts many
+    # files per statement into lake/.batches, then renames each into place).
+    batches = settings.paths.lake / ".batches"
     deadline = time.monotonic() + 120
     seen_tmp = False
     while time.monotonic() < deadline and proc.poll() is None:
-        if any(lake_uk.rglob(f"*{TMP_SUFFIX}")) if lake_uk.exists() else False:
+        in_lake = any(lake_uk.rglob(f"*{TMP_SUFFIX}")) if lake_uk.exists() else False
+        if in_lake or (batches.exists() and any(batches.rglob("*.parquet"))):
             seen_tmp = True
             break
         time.sleep(0.002)
@@ -59,5 +63,6 @@ def test_sync_killed_mid_write_leaves_old_or_new_files_only(tmp_path: Path) -> N
     rerun = run_runner("materialize", "uk_orders_azure", config=config)
     assert rerun.returncode == 0, rerun.stderr
     assert not list(lake_uk.rglob(f"*{TMP_SUFFIX}"))  # leftovers cleaned
+    assert not batches.exists() or not any(batches.rglob("*.parquet"))
     total = duckdb.sql(f"SELECT count(*) FROM read_parquet('{lake_uk}/**/*.parquet')").fetchall()
     assert total[0][0] == DAYS * ROWS

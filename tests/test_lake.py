@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 import duckdb
@@ -144,3 +145,92 @@ def test_clean_stale_tmp_removes_only_temporary_files(tmp_path: Path) -> None:
     (tmp_path / "a" / ".x.parquet.1234abcd.tmp").write_bytes(b"partial")
     assert lake.clean_stale_tmp(tmp_path) == 1
     assert [p.name for p in (tmp_path / "a").iterdir()] == ["x.parquet"]
+
+
+def batch_items(tmp_path: Path, contents: list[str]) -> list[lake.BatchItem]:
+    items = []
+    for n, content in enumerate(contents):
+        src = tmp_path / f"in{n}.csv"
+        src.write_text(content)
+        extra = {
+            "source_blob": lake.sql_string(f"blob{n}"),
+            "file_date": f"DATE '2026-03-0{n + 1}'",
+        }
+        items.append(lake.BatchItem(src, tmp_path / "lake" / f"out{n}.parquet", extra))
+    return items
+
+
+def test_a_batch_writes_what_file_by_file_conversion_writes(tmp_path: Path) -> None:
+    other = [line.replace("UK-1,", "UK-2,") for line in GOOD]
+    items = batch_items(tmp_path, [csv_text(*GOOD), csv_text(*other, GOOD[0])])
+    con = lake.connect()
+    try:
+        counts = lake.convert_batch(con, items, datasets.orders("UK"), tmp_path / "lake")
+        for n, item in enumerate(items):  # the same file converted alone, for comparison
+            alone = tmp_path / f"one{n}.parquet"
+            lake.convert_csv(
+                con, item.csv_path, datasets.orders("UK"), alone, name=NAME, extra=item.extra
+            )
+    finally:
+        con.close()
+    assert counts == [2, 3]
+    for n, item in enumerate(items):
+        batch = duckdb.sql(f"SELECT * FROM '{item.dest}' ORDER BY ALL").fetchall()
+        alone = duckdb.sql(f"SELECT * FROM '{tmp_path}/one{n}.parquet' ORDER BY ALL").fetchall()
+        assert batch == alone and batch[0][-2:] == (
+            f"blob{n}",
+            dt.date(2026, 3, n + 1),
+        )
+        assert (
+            duckdb.sql(f"DESCRIBE '{item.dest}'").fetchall()
+            == duckdb.sql(f"DESCRIBE '{tmp_path}/one{n}.parquet'").fetchall()
+        )
+    assert not list((tmp_path / "lake").glob(".batch-*"))
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        csv_text("UK-9,1,2026-03-01 09:15:00,C1,SKU-1,two,10.50,,,completed,"),  # a bad value
+        csv_text(),  # a header only
+        csv_text("UK-9,1,2026-03-01 09:15:00,,SKU-1,2,10.50,,,completed,"),  # a blank required
+        "order_id;order_line\n",  # a wrong delimiter
+    ],
+)
+def test_a_batch_with_a_doubtful_file_writes_nothing(tmp_path: Path, bad: str) -> None:
+    items = batch_items(tmp_path, [csv_text(*GOOD), bad])
+    con = lake.connect()
+    try:
+        assert lake.convert_batch(con, items, datasets.orders("UK"), tmp_path / "lake") is None
+    finally:
+        con.close()
+    assert not list((tmp_path / "lake").rglob("*.parquet"))  # the caller goes one by one
+
+
+def test_a_batch_of_a_dataset_whose_columns_share_an_extras_name(tmp_path: Path) -> None:
+    scv = datasets.SCV_CUSTOMERS
+    header = ",".join(scv.column_names)
+    items = []
+    for n in range(2):
+        src = tmp_path / f"scv{n}.csv"
+        kinds = dict(scv.columns)
+        row = ",".join(
+            "UK" if c == "market" else "2026-03-01" if kinds[c] == "DATE"
+            else "3" if kinds[c] != "VARCHAR" else f"v{n}"
+            for c in scv.column_names
+        )  # fmt: skip
+        src.write_text(f"{header}\n{row}\n")
+        extra = {"market": "'UK'", "file_date": f"DATE '2026-0{n + 1}-01'"}
+        items.append(lake.BatchItem(src, tmp_path / "lake" / f"scv{n}.parquet", extra))
+    con = lake.connect()
+    try:
+        counts = lake.convert_batch(con, items, scv, tmp_path / "lake")
+        lake.convert_csv(con, items[0].csv_path, scv, tmp_path / "one.parquet", name="scv0",
+                         extra=items[0].extra)  # fmt: skip
+    finally:
+        con.close()
+    assert counts == [1, 1]
+    assert (
+        duckdb.sql(f"DESCRIBE '{items[0].dest}'").fetchall()
+        == duckdb.sql(f"DESCRIBE '{tmp_path}/one.parquet'").fetchall()
+    )
