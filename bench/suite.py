@@ -613,9 +613,17 @@ class Suite:
                 floor = Series("floor: Hyper COPY from Parquet on disk")
                 loop = Series("Inserter loop, row by row")
 
-                def export(table: str = table, rows: int = rows) -> Measured:
-                    m = timed(lambda: export_extract(settings, [table], f"bench_{table}",
-                                                     publish=False, keep=1))  # fmt: skip
+                laps: list[dict[str, float]] = []
+
+                def export(
+                    table: str = table, rows: int = rows, laps: list[dict[str, float]] = laps
+                ) -> Measured:
+                    def go() -> None:
+                        report = export_extract(settings, [table], f"bench_{table}",
+                                                publish=False, keep=1)  # fmt: skip
+                        laps.append(report.seconds)
+
+                    m = timed(go)
                     got = hyper_rows(self.main.root / "exports" / f"bench_{table}.hyper", table)
                     check(got == rows, f"{table}: {rows:,} rows in the extract")
                     return m
@@ -634,7 +642,10 @@ class Suite:
                     f"4. Hyper export of {table}", [floor, ours, loop], vs_floor,
                     "throughput vs floor", ">= 0.8x floor, >= 10x loop",
                     vs_floor >= 0.8 and vs_loop >= 10,
-                    [f"{rows:,} rows; {vs_loop:.1f}x the Inserter loop's throughput"],
+                    [f"{rows:,} rows; {vs_loop:.1f}x the Inserter loop's throughput; daybreak's "
+                     "steps (median s): " + ", ".join(
+                         f"{step} {statistics.median(lap[step] for lap in laps):.2f}"
+                         for step in laps[0])],
                     {"vs_loop": round(vs_loop, 2)},
                 ))  # fmt: skip
         finally:
@@ -785,16 +796,34 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--only: unknown scenario(s) {', '.join(sorted(unknown))}; "
                      f"choose from {', '.join(order)}")  # fmt: skip
     suite.prepare()
+    stamp = started.strftime("%Y%m%dT%H%M%SZ")
+    failures: list[str] = []
     for name in order:
         if name in only and (name != "finish_cold" or hasattr(suite, "extra_cold")):
-            getattr(suite, name)()
-    wall = time.perf_counter() - t0
+            try:
+                getattr(suite, name)()
+            except Exception as exc:  # a failed scenario is reported; the others still run
+                suite.log(f"   {name} FAILED: {type(exc).__name__}: {str(exc)[-2000:]}")
+                failures.append(f"{name}: {type(exc).__name__}: {str(exc)[-500:]}")
+            write_results(suite, args.scale, started, stamp, time.perf_counter() - t0, failures)
+    table = write_results(suite, args.scale, started, stamp, time.perf_counter() - t0, failures)
+    print(table)
+    print(f"wrote {RESULTS / f'{stamp}-{args.scale}.json'} and .md")
+    if not args.keep:
+        shutil.rmtree(work, ignore_errors=True)
+    return 1 if failures else 0
+
+
+def write_results(
+    suite: Suite, scale: str, started: dt.datetime, stamp: str, wall: float, failures: list[str]
+) -> str:
+    """The JSON and Markdown of what has run so far (rewritten after every scenario)."""
     info = machine()
-    stamp = started.strftime("%Y%m%dT%H%M%SZ")
     RESULTS.mkdir(parents=True, exist_ok=True)
     result = {
-        "started": started.isoformat(timespec="seconds"), "scale": args.scale,
+        "started": started.isoformat(timespec="seconds"), "scale": scale,
         "scale_params": suite.scale.__dict__, "machine": info, "wall_seconds": round(wall, 1),
+        "failures": failures,
         "scenarios": [
             {"scenario": o.scenario, "series": [s.as_json() for s in o.series],
              "ratio": round(o.ratio, 3) if o.ratio is not None else None,
@@ -803,14 +832,12 @@ def main(argv: list[str] | None = None) -> int:
             for o in suite.outcomes
         ],
     }  # fmt: skip
-    (RESULTS / f"{stamp}-{args.scale}.json").write_text(json.dumps(result, indent=2) + "\n")
+    (RESULTS / f"{stamp}-{scale}.json").write_text(json.dumps(result, indent=2) + "\n")
     table = markdown(suite, info, started.strftime("%Y-%m-%d %H:%M UTC"), wall)
-    (RESULTS / f"{stamp}-{args.scale}.md").write_text(table)
-    print(table)
-    print(f"wrote {RESULTS / f'{stamp}-{args.scale}.json'} and .md")
-    if not args.keep:
-        shutil.rmtree(work, ignore_errors=True)
-    return 0
+    if failures:
+        table += "\nFailed scenarios:\n\n" + "".join(f"- {f}\n" for f in failures)
+    (RESULTS / f"{stamp}-{scale}.md").write_text(table)
+    return table
 
 
 if __name__ == "__main__":
