@@ -2,7 +2,9 @@
 {#- Incremental: a run recomputes only the market-days that have lines synced since the last build
     (a new day, or a re-synced old one), from all of their lines. -#}
 
-with orders as (
+{#- not materialized: the CTE is read twice, and DuckDB would otherwise copy every line of
+    history into a temporary result before the semi-join could skip the untouched days. -#}
+with orders as not materialized (
     {% for market in var('markets') %}
     select * from {{ ref('stg_' ~ market ~ '_orders') }}
     {% if not loop.last %}union all{% endif %}
