@@ -84,7 +84,8 @@ catch_up_hours = 30
         lake = settings.paths.lake / "orders" / "market=UK"
         wait_until(
             lambda: any(r.status == "running" for r in history.runs(job="nightly"))
-            and lake.exists() and any(lake.rglob("*.parquet")),
+            and ((settings.paths.lake / ".batches").exists()  # a backfill batch under way
+                 or (lake.exists() and any(lake.rglob("*.parquet")))),
             120, log,
         )  # fmt: skip
         runner.send_signal(signal.SIGKILL)
