@@ -25,6 +25,7 @@ import sys
 import textwrap
 import threading
 import time
+import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,9 +41,22 @@ ZONES = {"UK": "Europe/London", "DE": "Europe/Berlin", "IT": "Europe/Rome", "JP"
 # The last generated day is yesterday, as in the demo: the daily sync looks at a recent window
 # (dataflows.ingestion.ORDERS_DAYS_BACK) before the run date; warm runs add the days after it.
 END = dt.date.today() - dt.timedelta(days=1)
+
+
 # daily_sales_flow as shipped, minus the warehouse backup (a full copy, measured on its own).
-FLOW = ["azure_ingestion_orders", "azure_ingestion_reference", "azure_ingestion_scv",
-        "budget_ingestion", "build_daily_sales_models", "export"]  # fmt: skip
+def _shipped() -> dict[str, Any]:
+    with (ROOT / "daybreak.toml").open("rb") as fh:
+        return tomllib.load(fh)
+
+
+SHIPPED = _shipped()
+# daily_sales_flow and the exports as shipped; the flow minus the warehouse backup (a full
+# copy, measured on its own).
+FLOW = [g for g in SHIPPED["jobs"]["daily_sales_flow"]["select"] if g != "warehouse_maintenance"]
+EXPORTS = "".join(
+    "\n[[exports]]\n" + "".join(f"{key} = {json.dumps(value)}\n" for key, value in export.items())
+    for export in SHIPPED["exports"]
+)
 
 
 @dataclass(frozen=True)
@@ -205,23 +219,7 @@ class Workspace:
             f'\n[markets.{m}]\ncurrency = "{c}"\ntimezone = "{ZONES[m]}"\n'
             for m, c in MARKETS.items()
         )
-        exports = (
-            ""
-            if noop
-            else textwrap.dedent("""
-            [[exports]]
-            asset = "daily_sales_tableau_export"
-            name = "daily_sales_summary"
-            tables = ["int_orders_summary_daily"]
-            upstream = ["build_daily_sales_models"]
-
-            [[exports]]
-            asset = "tableau_executive_daily_sales"
-            name = "executive_daily_sales"
-            tables = ["qi_executive_daily_sales"]
-            upstream = ["build_daily_sales_models"]
-            """)
-        )
+        exports = "" if noop else EXPORTS
         graph = '[graph]\ndataflows = ["bench.noop_flow"]\n' if noop else ""
         job = (
             f"[jobs.noop_daily_sales_flow]\nselect = {json.dumps([*FLOW, 'warehouse_maintenance'])}"
@@ -499,19 +497,21 @@ class Suite:
                   "the extract has every summary row")  # fmt: skip
             # The dbt stage's floor: the same build by the dbt CLI in a fresh process, cold.
             self.cold.warehouse().unlink()
-            dbt_floor.runs.append(run_process(self.dbt_cli(self.cold, full=True)))
+            dbt_floor.runs.append(self.dbt_cli(self.cold, full=True))
         self.floors["dbt_cold"] = dbt_floor.median
         self.extra_cold = (flow, dbt_floor)
 
-    def dbt_cli(self, ws: Workspace, *, full: bool = False) -> list[str]:
+    def dbt_cli(self, ws: Workspace, *, full: bool = False) -> Measured:
+        """The dbt CLI in a fresh process, building what build_daily_sales_models builds."""
+        from dataflows.transform import DAILY_SALES_SELECTION
+
         target = ws.root / "dbt-cli-target"
         cmd = [str(Path(sys.executable).parent / "dbt"), "build", "--select",
-               "+qi_executive_daily_sales", "stg_uk_products_sku", "--project-dir",
-               str(ROOT / "dbt"), "--profiles-dir", str(ROOT / "dbt"), "--target-path",
-               str(target), "--log-path", str(target / "logs"), "--quiet"]  # fmt: skip
-        os.environ["DAYBREAK_LAKE"] = str(ws.root / "lake")
-        os.environ["DAYBREAK_WAREHOUSE"] = str(ws.warehouse())
-        return cmd + (["--full-refresh"] if full else [])
+               *DAILY_SALES_SELECTION, "--project-dir", str(ROOT / "dbt"), "--profiles-dir",
+               str(ROOT / "dbt"), "--target-path", str(target), "--log-path",
+               str(target / "logs"), "--quiet", *(["--full-refresh"] if full else [])]  # fmt: skip
+        env = {"DAYBREAK_LAKE": str(ws.root / "lake"), "DAYBREAK_WAREHOUSE": str(ws.warehouse())}
+        return run_process(cmd, env)
 
     # 2 + 5 (warm) ----------------------------------------------------------------------------
     def warm_daily(self) -> None:
@@ -575,7 +575,7 @@ class Suite:
             return m
 
         def subprocess_build() -> Measured:
-            return run_process(self.dbt_cli(self.main))
+            return self.dbt_cli(self.main)
 
         alternate([(cli, subprocess_build), (ours, in_process)], self.scale.repeats, warmup=1)
         ratio = ours.median / cli.median

@@ -254,6 +254,14 @@ class History:
             ).fetchall()
         return [dict(r) for r in rows]
 
+    def attempt(self, run_id: str, asset: str, attempt: int) -> dict[str, Any] | None:
+        with self._connect() as con:
+            row = con.execute(
+                "SELECT * FROM asset_attempts WHERE run_id = ? AND asset = ? AND attempt = ?",
+                (run_id, asset, attempt),
+            ).fetchone()
+        return dict(row) if row else None
+
     def last_success(self) -> dict[str, str]:
         """Each asset's most recent successful materialization (UTC ISO)."""
         with self._connect() as con:

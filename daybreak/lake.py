@@ -109,6 +109,20 @@ def _check_header(header: list[str], dataset: CsvDataset, name: str) -> None:
         raise BadFile(name, problems)
 
 
+def _reader(source: str, dataset: CsvDataset, header: list[str], filename: str = "") -> str:
+    """DuckDB's read_csv of `source` (a path or a list of paths, as SQL) with the dataset's
+    types, strict parsing, and bad lines collected in the `rejects` tables."""
+    types = dict(dataset.columns)
+    columns = "{" + ", ".join(f"{sql_string(h)}: {sql_string(types[h])}" for h in header) + "}"
+    return (
+        f"read_csv({source}, header=true, delim=',', quote='\"', escape='\"', "
+        f"columns={columns}, auto_detect=false, encoding='utf-8', "
+        + (f"filename={sql_string(filename)}, " if filename else "")
+        + "dateformat='%Y-%m-%d', timestampformat='%Y-%m-%d %H:%M:%S', "
+        "store_rejects=true, rejects_table='rejects', rejects_scan='rejects_scan')"
+    )
+
+
 def _select_list(dataset: CsvDataset, extra: dict[str, str], table: str = "") -> str:
     parts = []
     for column, kind in dataset.columns:
@@ -163,14 +177,7 @@ def convert_csv(
     header = _read_header(csv_path, name)
     _check_header(header, dataset, name)
 
-    types = dict(dataset.columns)
-    columns = "{" + ", ".join(f"{sql_string(h)}: {sql_string(types[h])}" for h in header) + "}"
-    reader = (
-        f"read_csv({sql_string(str(csv_path))}, header=true, delim=',', quote='\"', "
-        f"escape='\"', columns={columns}, auto_detect=false, encoding='utf-8', "
-        "dateformat='%Y-%m-%d', timestampformat='%Y-%m-%d %H:%M:%S', "
-        "store_rejects=true, rejects_table='rejects', rejects_scan='rejects_scan')"
-    )
+    reader = _reader(sql_string(str(csv_path)), dataset, header)
     try:
         with atomic_path(dest) as tmp:
             rows = con.execute(
@@ -223,8 +230,6 @@ def convert_batch(
         return None
     (header_row,) = headers
     header = list(header_row)
-    types = dict(dataset.columns)
-    columns = "{" + ", ".join(f"{sql_string(h)}: {sql_string(types[h])}" for h in header) + "}"
     paths = "[" + ", ".join(sql_string(str(i.csv_path)) for i in items) + "]"
     extra_columns = list(items[0].extra)
     rows_sql = ", ".join(
@@ -238,10 +243,7 @@ def convert_batch(
     try:
         con.execute(
             f"COPY (WITH {files} AS (VALUES {rows_sql}) SELECT {select}, f.__i "
-            f"FROM read_csv({paths}, header=true, delim=',', quote='\"', escape='\"', "
-            f"columns={columns}, auto_detect=false, encoding='utf-8', filename='__file', "
-            "dateformat='%Y-%m-%d', timestampformat='%Y-%m-%d %H:%M:%S', store_rejects=true, "
-            "rejects_table='rejects', rejects_scan='rejects_scan') r "
+            f"FROM {_reader(paths, dataset, header, filename='__file')} r "
             f"JOIN files f ON r.__file = f.__path) TO {sql_string(str(out))} "
             "(FORMAT parquet, COMPRESSION zstd, PARTITION_BY (__i))"
         )

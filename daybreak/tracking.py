@@ -296,11 +296,7 @@ class RunTracker:
         """Send an attempt the history has just recorded."""
         if self.dag_run_id is None:
             return
-        row = next(
-            (a for a in self.history.attempts(self.run.run_id)
-             if a["asset"] == asset and a["attempt"] == attempt),
-            None,
-        )  # fmt: skip
+        row = self.history.attempt(self.run.run_id, asset, attempt)
         if row is None:
             return
         attributes, task = attempt_update(row, self.config.capture)

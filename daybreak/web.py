@@ -72,6 +72,14 @@ def _h(value: Any) -> str:
     return html.escape("" if value is None else str(value))
 
 
+def _table(section: str, title: str, headers: list[str], rows: list[str]) -> str:
+    head = "".join(f"<th>{_h(h)}</th>" for h in headers)
+    return (
+        f'<section id="{section}"><h2>{_h(title)}</h2><table><tr>{head}</tr>'
+        + "".join(rows) + "</table></section>"
+    )  # fmt: skip
+
+
 class Page:
     """Renders status_data as HTML, times in one zone."""
 
@@ -144,11 +152,8 @@ class Page:
             f'<td class="err">{_h(j["last_error"])}</td></tr>'
             for name, j in jobs.items()
         ]
-        return (
-            '<section id="jobs"><h2>Jobs</h2><table><tr><th>job</th><th>schedule</th>'
-            "<th>next run</th><th>last result</th><th>started</th><th>took</th><th>error</th></tr>"
-            + "".join(rows) + "</table></section>"
-        )  # fmt: skip
+        headers = ["job", "schedule", "next run", "last result", "started", "took", "error"]
+        return _table("jobs", "Jobs", headers, rows)
 
     def _failures(self, runs: list[dict[str, Any]], logs: dict[str, str]) -> str:
         failed = [r for r in runs if r["status"] in ("failed", "interrupted")][:3]
@@ -190,12 +195,13 @@ class Page:
             f"<td>{self.seconds(r['seconds'])}</td><td class=err>{_h(r['error'])}</td></tr>"
             for r in runs
         ]
-        body = "".join(rows) or "<tr><td colspan=7 class=muted>no runs yet</td></tr>"
-        return (
-            '<section id="runs"><h2>Recent runs</h2><table><tr><th>run</th><th>job</th>'
-            "<th>trigger</th><th>status</th><th>started</th><th>took</th><th>error</th></tr>"
-            + body + "</table></section>"
-        )  # fmt: skip
+        headers = ["run", "job", "trigger", "status", "started", "took", "error"]
+        return _table(
+            "runs",
+            "Recent runs",
+            headers,
+            rows or ["<tr><td colspan=7 class=muted>no runs yet</td></tr>"],
+        )
 
     def _assets(self, assets: dict[str, Any]) -> str:
         rows = [
@@ -204,11 +210,8 @@ class Page:
             f"<td>{_h(self.when(a.get('deadline')))}</td></tr>"
             for name, a in assets.items()
         ]
-        return (
-            '<section id="assets"><h2>Assets</h2><table><tr><th>asset</th><th>group</th>'
-            "<th>freshness</th><th>last success</th><th>deadline owed</th></tr>"
-            + "".join(rows) + "</table></section>"
-        )  # fmt: skip
+        headers = ["asset", "group", "freshness", "last success", "deadline owed"]
+        return _table("assets", "Assets", headers, rows)
 
     def _lineage(self, svg: str | None) -> str:
         if svg is None:
