@@ -38,7 +38,7 @@ lineage: $(STAMP)  ## draw the asset graph by last status to data/exports/lineag
 	$(PY) runner.py lineage $(ARGS)
 
 demo-data: $(STAMP)  ## (re)write the demo landing zone
-	$(PY) -m daybreak.demo
+	$(PY) -m daybreak.ingest.demo
 
 test: $(STAMP)  ## the whole test suite (installs Azurite from npm and Chromium from Debian on first use)
 	$(VENV)/bin/nox -s tests

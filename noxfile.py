@@ -26,25 +26,24 @@ def _ensure_node_tools(session: nox.Session) -> None:
 CHROMIUM = "/usr/bin/chromium"
 
 
-def _ensure_chromium(session: nox.Session) -> None:
-    """The status page's browser test drives Debian's chromium (never a downloaded browser)."""
-    if Path(CHROMIUM).exists():
+def _ensure_debian_package(session: nox.Session, package: str, path: str) -> None:
+    """Install a Debian package when `path` is missing (root, or through sudo)."""
+    if Path(path).exists():
         return
     if not shutil.which("apt-get"):
-        session.error(
-            f"the browser test needs {CHROMIUM}: install Chromium (Debian: apt install chromium)"
-        )
+        session.error(f"{path} is missing: install {package} (Debian: apt install {package})")
     sudo = [] if os.geteuid() == 0 else ["sudo"]
     env = {"DEBIAN_FRONTEND": "noninteractive"}
     session.run(*sudo, "apt-get", "update", "-qq", external=True, env=env)
-    session.run(*sudo, "apt-get", "install", "-y", "-qq", "chromium", external=True, env=env)
+    session.run(*sudo, "apt-get", "install", "-y", "-qq", package, external=True, env=env)
 
 
 @nox.session
 def tests(session: nox.Session) -> None:
     """Run the whole test suite (Azurite and Chromium included); extra arguments go to pytest."""
     _ensure_node_tools(session)
-    _ensure_chromium(session)
+    # The status page's browser test drives Debian's chromium (never a downloaded browser).
+    _ensure_debian_package(session, "chromium", CHROMIUM)
     session.run(sys.executable, "-m", "pytest", *session.posargs)
 
 
@@ -57,25 +56,51 @@ def bench(session: nox.Session) -> None:
 
 @nox.session(default=False)
 def dbt(session: nox.Session) -> None:
-    """Run the dbt CLI on daybreak's project and paths: `nox -s dbt -- build -s stg_budget`."""
+    """The dbt CLI on daybreak's project, paths and markets: `nox -s dbt -- build -s stg_budget`."""
     from daybreak.config import load_settings
-    from daybreak.warehouse import warehouse_lock
+    from daybreak.warehouse.dbt_project import DbtProject
 
-    settings = load_settings()
-    paths = settings.paths
-    env = {"DAYBREAK_LAKE": paths.lake.as_posix(), "DAYBREAK_WAREHOUSE": paths.warehouse.as_posix()}
-    args = session.posargs or ["build"]
-    project = ["--project-dir", str(paths.dbt_project), "--profiles-dir", str(paths.dbt_project)]
-    paths.warehouse.parent.mkdir(parents=True, exist_ok=True)
-    with warehouse_lock(paths.state, f"nox -s dbt -- {' '.join(args)}"):
-        session.run(str(Path(sys.executable).parent / "dbt"), *args, *project, env=env)
+    code = DbtProject(load_settings()).cli(session.posargs or ["build"])
+    if code:
+        session.error(f"dbt exited with {code}")
+
+
+# Where the date-shifted runs put the clock: months ahead, and minutes before each of 2027's clock
+# changes in London (28 March and 31 October, 01:00 UTC), so the runs cross them.
+SHIFT_DAYS = [97, 200]
+SHIFT_TO = ["2027-03-28T00:40:00+00:00", "2027-10-31T00:40:00+00:00"]
+
+
+@nox.session(default=False)
+def dates(session: nox.Session) -> None:
+    """The date-sensitive tests (marker `dates`) with the whole process tree's clock moved by
+    libfaketime: today, months ahead and across the 2027 clock changes (`-- -k NAME` to narrow).
+
+    The shifted clock ticks; monotonic time is shifted by the same offset (libfaketime's
+    FAKETIME_DONT_FAKE_MONOTONIC breaks Python's sleep), so durations and timeouts still hold."""
+    import datetime as dt
+
+    _ensure_debian_package(session, "faketime", "/usr/bin/faketime")
+    now = dt.datetime.now(dt.UTC)
+    targets = [now + dt.timedelta(days=d) for d in SHIFT_DAYS]
+    targets += [dt.datetime.fromisoformat(t) for t in SHIFT_TO]
+    for target in targets:
+        # An offset, not a start time: every process the tests start sees the same clock.
+        offset = f"{int((target - dt.datetime.now(dt.UTC)).total_seconds()):+d}"
+        session.log(f"clock moved to {target:%Y-%m-%d %H:%M} UTC ({offset} s)")
+        session.run(
+            "faketime", "-f", offset, sys.executable, "-m", "pytest", "-m", "dates", "-q",
+            *session.posargs, external=True,
+        )  # fmt: skip
 
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """Check style and common mistakes with ruff."""
+    """Check style and common mistakes with ruff, and the rooms' import rules with import-linter."""
     session.run(sys.executable, "-m", "ruff", "check", ".", *session.posargs)
     session.run(sys.executable, "-m", "ruff", "format", "--check", ".")
+    # The rooms' import rules ([tool.importlinter] in pyproject.toml, docs/ARCHITECTURE.md).
+    session.run(str(Path(sys.executable).parent / "lint-imports"))
 
 
 @nox.session

@@ -9,7 +9,7 @@ from daybreak.venv import ensure_project_python
 
 ensure_project_python(__file__)
 
-from daybreak.cli import main  # noqa: E402
+from daybreak.views.cli import main  # noqa: E402
 
 if __name__ == "__main__":
     sys.exit(main())

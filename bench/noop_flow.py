@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from hamilton.function_modifiers import tag
 
-from daybreak.dbt import DbtProject
+from daybreak.warehouse.dbt_project import DbtProject
 
 Report = dict[str, int]
 

@@ -33,14 +33,14 @@ from typing import Any
 
 import duckdb
 
+from daybreak import clock
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
 HYPER_LOGS = {"log_dir": str(ROOT / "bench" / "work")}
-MARKETS = {"UK": "GBP", "DE": "EUR", "IT": "EUR", "JP": "JPY"}
-ZONES = {"UK": "Europe/London", "DE": "Europe/Berlin", "IT": "Europe/Rome", "JP": "Asia/Tokyo"}
 # The last generated day is yesterday, as in the demo: the daily sync looks at a recent window
-# (dataflows.ingestion.ORDERS_DAYS_BACK) before the run date; warm runs add the days after it.
-END = dt.date.today() - dt.timedelta(days=1)
+# ([ingestion] days_back) before the run date; warm runs add the days after it.
+END = clock.today() - dt.timedelta(days=1)
 
 
 # daily_sales_flow as shipped, minus the warehouse backup (a full copy, measured on its own).
@@ -50,6 +50,9 @@ def _shipped() -> dict[str, Any]:
 
 
 SHIPPED = _shipped()
+# The markets as shipped ([markets] in daybreak.toml): code -> currency and zone.
+MARKETS = {code: m["currency"] for code, m in SHIPPED["markets"].items()}
+ZONES = {code: m["timezone"] for code, m in SHIPPED["markets"].items()}
 # daily_sales_flow and the exports as shipped; the flow minus the warehouse backup (a full
 # copy, measured on its own).
 FLOW = [g for g in SHIPPED["jobs"]["daily_sales_flow"]["select"] if g != "warehouse_maintenance"]
@@ -273,14 +276,14 @@ class Workspace:
 
 
 def generate(ws: Workspace) -> None:
-    from daybreak import demo
+    from daybreak.ingest import demo
 
     demo.generate(ws.settings(), end=END)
 
 
 def add_day(ws: Workspace, day: dt.date, resync: dt.date) -> None:
     """A warm day: one new order file per market, and a recent UK day re-delivered (new mtime)."""
-    from daybreak import datasets, demo
+    from daybreak.ingest import datasets, demo
 
     con = duckdb.connect(config={"threads": 2})
     try:
@@ -335,8 +338,8 @@ def hyper_rows(path: Path, table: str) -> int:
 def csv_floor(landing: Path, out: Path) -> int:
     """The fastest bare CSV -> Parquet conversion of the order files with the same engine
     (DuckDB, same column types, zstd), no orchestration: one COPY per market over its files."""
-    from daybreak import datasets
-    from daybreak.lake import sql_string
+    from daybreak.ingest import datasets
+    from daybreak.ingest.lake import sql_string
 
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
@@ -450,7 +453,7 @@ class Suite:
     # 1 ---------------------------------------------------------------------------------------
     def cold_backfill(self) -> None:
         self.log("1. cold backfill of the orders vs the bare DuckDB conversion")
-        from daybreak.runs import execute_run
+        from daybreak.runner.execute import execute_run
 
         expected = order_files(self.landing) * self.scale.rows  # kept work may hold warm days
         ours, floor = Series("daybreak sync (4 order assets)"), Series("floor: DuckDB COPY")
@@ -503,13 +506,18 @@ class Suite:
 
     def dbt_cli(self, ws: Workspace, *, full: bool = False) -> Measured:
         """The dbt CLI in a fresh process, building what build_daily_sales_models builds."""
-        from dataflows.transform import DAILY_SALES_SELECTION
+        from daybreak.assets import catalogue
+        from daybreak.warehouse.dbt_project import DbtProject
 
+        settings = ws.settings()
+        assets = catalogue.catalogue(catalogue.build_driver(settings))
+        models = catalogue.models_built_by(assets, "build_daily_sales_models")
         target = ws.root / "dbt-cli-target"
-        cmd = [str(Path(sys.executable).parent / "dbt"), "build", "--select",
-               *DAILY_SALES_SELECTION, "--project-dir", str(ROOT / "dbt"), "--profiles-dir",
-               str(ROOT / "dbt"), "--target-path", str(target), "--log-path",
-               str(target / "logs"), "--quiet", *(["--full-refresh"] if full else [])]  # fmt: skip
+        cmd = [str(Path(sys.executable).parent / "dbt"), "build", "--select", *models,
+               "--project-dir", str(ROOT / "dbt"), "--profiles-dir", str(ROOT / "dbt"),
+               "--target-path", str(target), "--log-path", str(target / "logs"),
+               "--vars", json.dumps(DbtProject(settings).vars), "--quiet",
+               *(["--full-refresh"] if full else [])]  # fmt: skip
         env = {"DAYBREAK_LAKE": str(ws.root / "lake"), "DAYBREAK_WAREHOUSE": str(ws.warehouse())}
         return run_process(cmd, env)
 
@@ -562,7 +570,7 @@ class Suite:
     # 3 ---------------------------------------------------------------------------------------
     def dbt(self) -> None:
         self.log("3. dbt: in a long-lived process vs a fresh dbt build subprocess")
-        from daybreak.runs import execute_run
+        from daybreak.runner.execute import execute_run
 
         settings = self.main.settings()
         ours, cli = Series("build_daily_sales_models in process"), Series("dbt build subprocess")
@@ -674,15 +682,15 @@ class Suite:
         (ws.landing / "x").mkdir(parents=True, exist_ok=True)
         (ws.landing / "x" / "keep").touch()  # a landing zone that is not empty: no demo data
         python = Series("python -c pass")
-        imports = Series("python -c 'import daybreak.cli'")
+        imports = Series("python -c 'import daybreak.views.cli'")
         noop = Series("runner.py run noop_daily_sales_flow")
         alternate([
             (python, lambda: run_process([sys.executable, "-c", "pass"])),
-            (imports, lambda: run_process([sys.executable, "-c", "import daybreak.cli"])),
+            (imports, lambda: run_process([sys.executable, "-c", "import daybreak.views.cli"])),
             (noop, lambda: run_process(ws.runner("run", "noop_daily_sales_flow"))),
         ], max(self.scale.repeats, 5), warmup=1)  # fmt: skip
         importtime = subprocess.run(
-            [sys.executable, "-X", "importtime", "-c", "import daybreak.cli"],
+            [sys.executable, "-X", "importtime", "-c", "import daybreak.views.cli"],
             capture_output=True, text=True, cwd=ROOT,
         ).stderr  # fmt: skip
         top = sorted(
@@ -702,7 +710,7 @@ class Suite:
 
     def backup(self) -> None:
         self.log("backup: the warehouse backup on its own (a full copy, by nature)")
-        from daybreak.runs import execute_run
+        from daybreak.runner.execute import execute_run
 
         settings = self.main.settings()
         size = self.main.warehouse().stat().st_size
@@ -786,7 +794,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HAMILTON_TELEMETRY_ENABLED", "false")
     work = ROOT / "bench" / "work" / args.scale
     suite = Suite(args.scale, work)
-    started = dt.datetime.now(dt.UTC)
+    started = clock.now()
     t0 = time.perf_counter()
     order = ["cold_backfill", "end_to_end_cold", "warm_daily", "dbt", "hyper", "finish_cold",
              "backup", "orchestration"]  # fmt: skip

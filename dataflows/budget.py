@@ -7,10 +7,7 @@ the long budget as CSV (as the original deployment did) and Parquet (for the war
 
 from __future__ import annotations
 
-import datetime as dt
-import hashlib
 import logging
-import os
 import shutil
 import time
 from collections import Counter
@@ -21,11 +18,11 @@ import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 from hamilton.function_modifiers import config, tag
 
-from daybreak.budget import BudgetTable, read_budget
+from daybreak.assets.tags import retry_policy
 from daybreak.config import Settings
-from daybreak.lake import atomic_path
-from daybreak.retry import retry_policy
-from daybreak.sharepoint import GraphClient, GraphLocation
+from daybreak.files import atomic_path, keep_version
+from daybreak.ingest.sharepoint import GraphClient, GraphLocation
+from daybreak.ingest.workbook import BudgetTable, read_budget
 
 log = logging.getLogger(__name__)
 
@@ -50,30 +47,8 @@ class BudgetReport:
         return f"{self.rows:,} budget rows ({years}) from {self.source}"
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _keep(fetched: Path, folder: Path, name: str, keep: int) -> Path:
-    """`fetched` as the newest timestamped snapshot (unless identical to it); rotate to `keep`."""
-    snapshots = sorted(folder.glob(f"*__{name}"))
-    if snapshots and _sha256(snapshots[-1]) == _sha256(fetched):
-        fetched.unlink()
-        return snapshots[-1]
-    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")
-    target = folder / f"{stamp}__{name}"
-    os.replace(fetched, target)
-    for old in [*snapshots, target][:-keep]:
-        old.unlink()
-    return target
-
-
 def _downloads(settings: Settings) -> Path:
-    folder = settings.paths.state / "downloads" / "budget"
+    folder = settings.state.downloads("budget")
     folder.mkdir(parents=True, exist_ok=True)
     return folder
 
@@ -89,7 +64,7 @@ def budget_workbook__local(settings: Settings) -> Path:
     folder = _downloads(settings)
     fetched = folder / f".{source.name}.fetching"
     shutil.copyfile(source, fetched)
-    return _keep(fetched, folder, source.name, settings.budget.keep_downloads)
+    return keep_version(fetched, folder, source.name, settings.budget.keep_downloads)
 
 
 @config.when(budget_source="sharepoint")
@@ -111,7 +86,7 @@ def budget_workbook__sharepoint(settings: Settings) -> Path:
     folder = _downloads(settings)
     fetched = folder / f".{name}.fetching"
     client.download(GraphLocation(sp.site_hostname, sp.site_path, settings.budget.file), fetched)
-    return _keep(fetched, folder, name, settings.budget.keep_downloads)
+    return keep_version(fetched, folder, name, settings.budget.keep_downloads)
 
 
 def budget_long(budget_workbook: Path, settings: Settings) -> BudgetTable:

@@ -11,10 +11,10 @@ import datetime as dt
 from hamilton.function_modifiers import config
 
 from daybreak.config import Settings
-from daybreak.dbt import DbtProject
-from daybreak.sources import AzureSource, LocalSource, Source
-from daybreak.state import StateStore
-from daybreak.sync import SyncContext
+from daybreak.ingest.sources import AzureSource, LocalSource, Source
+from daybreak.ingest.sync import SyncContext
+from daybreak.ingest.sync_state import SyncState
+from daybreak.warehouse.dbt_project import DbtProject
 
 
 @config.when(source_backend="local")
@@ -29,15 +29,15 @@ def landing_source__azure(settings: Settings) -> Source:
     return AzureSource(settings)
 
 
-def state_store(settings: Settings) -> StateStore:
-    """daybreak's SQLite state in the state folder."""
-    return StateStore(settings.paths.state)
+def sync_state(settings: Settings) -> SyncState:
+    """What each ingestion asset has synced, kept in the state folder's database."""
+    return SyncState(settings.state)
 
 
 def sync_context(
     settings: Settings,
     landing_source: Source,
-    state_store: StateStore,
+    sync_state: SyncState,
     run_date: dt.date,
     full_refresh: bool,
 ) -> SyncContext:
@@ -45,11 +45,12 @@ def sync_context(
     return SyncContext(
         source=landing_source,
         lake_root=settings.paths.lake,
-        state=state_store,
-        state_dir=settings.paths.state,
+        state=sync_state,
+        layout=settings.state,
         run_date=run_date,
         full_refresh=full_refresh,
         on_bad_file=settings.ingestion.on_bad_file,
+        days_back=settings.ingestion.days_back,
     )
 
 

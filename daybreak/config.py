@@ -6,6 +6,9 @@ os.environ for configuration itself.
 
 from __future__ import annotations
 
+import codecs
+import datetime as dt
+import io
 import os
 import re
 import tomllib
@@ -24,12 +27,11 @@ from pydantic import (
     ValidationError,
 )
 
+from daybreak.errors import ConfigError
+from daybreak.state import StateLayout
+
 CONFIG_ENV_VAR = "DAYBREAK_CONFIG"
 DEFAULT_CONFIG_NAME = "daybreak.toml"
-
-
-class ConfigError(Exception):
-    """A configuration file, key or environment variable is missing or wrong."""
 
 
 def _valid_timezone(name: str) -> str:
@@ -108,8 +110,11 @@ class SourceConfig(_Strict):
 
 
 class IngestionConfig(_Strict):
-    """How the sync treats bad input."""
+    """How far back a routine sync looks, and how it treats bad input."""
 
+    # A routine sync looks at files dated within this many days before the run date (a first
+    # sync, or --full, takes the whole history). dbt's key tests check the same window.
+    days_back: Annotated[int, Field(ge=1, le=3660)] = 30
     on_bad_file: Literal["fail", "warn"] = "fail"
 
 
@@ -261,9 +266,17 @@ class WebConfig(_Strict):
 
 
 def _cron(expression: str) -> str:
-    from daybreak.cron import CronSchedule
+    from cronsim import CronSim, CronSimError
 
-    CronSchedule.parse(expression, "UTC")  # the zone is checked on its own key
+    if len(expression.split()) != 5:  # cronsim also takes a 6th (seconds) field; cron does not
+        raise ValueError(
+            "a cron expression of 5 fields (minute hour day-of-month month day-of-week), "
+            f"got {expression!r}"
+        )
+    try:
+        CronSim(expression, dt.datetime(2026, 1, 1))  # the zone is checked on its own key
+    except CronSimError as exc:
+        raise ValueError(f"a valid cron expression, got {expression!r}: {exc}") from None
     return expression
 
 
@@ -395,6 +408,11 @@ class Settings:
     def market_codes(self) -> list[str]:
         return list(self.markets)
 
+    @property
+    def state(self) -> StateLayout:
+        """The state folder's layout (history, logs, locks, quarantine, backups)."""
+        return StateLayout(self.paths.state)
+
 
 def find_config(explicit: str | os.PathLike[str] | None = None) -> Path:
     """The config file to use: --config, else $DAYBREAK_CONFIG, else ./daybreak.toml."""
@@ -402,25 +420,36 @@ def find_config(explicit: str | os.PathLike[str] | None = None) -> Path:
     return Path(chosen).expanduser().resolve()
 
 
+def read_text(path: Path) -> str:
+    """A text file as Notepad or PowerShell may have saved it: UTF-8 with or without a byte-order
+    mark, or UTF-16 with one (PowerShell 5's `>`). Never echoes content: it may hold secrets."""
+    data = path.read_bytes()
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        encoding = "utf-16"
+    else:
+        encoding = "utf-8-sig"
+    try:
+        return data.decode(encoding)
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{path}: not UTF-8 or UTF-16 text (byte {exc.start}); save it as UTF-8"
+        ) from None
+
+
 def read_dotenv(path: Path) -> dict[str, str]:
-    """KEY=VALUE lines of a .env file; '#' comments, optional 'export ' and quotes."""
-    values: dict[str, str] = {}
+    """KEY=VALUE lines of a .env file, read by python-dotenv (comments, quotes, `export`)."""
+    from dotenv.parser import parse_stream
+
     if not path.is_file():
-        return values
-    for lineno, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        line = line.removeprefix("export ").strip()
-        key, sep, value = line.partition("=")
-        key = key.strip()
-        if not sep or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
+        return {}
+    values: dict[str, str] = {}
+    for binding in parse_stream(io.StringIO(read_text(path))):
+        if binding.key is None and not binding.error:
+            continue  # a blank or comment line
+        if binding.error or binding.value is None:
             # Never echo the line: it may hold a secret.
-            raise ConfigError(f"{path}:{lineno}: expected KEY=VALUE")
-        value = value.strip()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-            value = value[1:-1]
-        values[key] = value
+            raise ConfigError(f"{path}:{binding.original.line}: expected KEY=VALUE")
+        values[binding.key] = binding.value  # type: ignore[index]
     return values
 
 
@@ -453,11 +482,9 @@ def load_settings(
             f"config file not found: {path} (use --config PATH or set {CONFIG_ENV_VAR})"
         )
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        raw = tomllib.loads(read_text(path))
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start})") from None
     try:
         parsed = _File.model_validate(raw)
     except ValidationError as exc:

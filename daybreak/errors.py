@@ -1,7 +1,82 @@
-"""Error kinds the runner treats differently: transient ones may succeed if retried, others not."""
+"""Error kinds daybreak treats differently, and the arithmetic of waiting before a retry.
+
+- ConfigError and UsageError (its kinds: an unknown name, an unknown run) stop a command with
+  exit code 2 and one line naming what is wrong; they are never retried.
+- Transient failures (network, timeouts, throttling, 5xx, a lock held too long) may go away on
+  their own: `is_transient` says which, `backoff_seconds` how long to wait before trying again.
+"""
 
 from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from typing import Literal
+
+Backoff = Literal["constant", "linear", "exponential"]
+
+
+class ConfigError(Exception):
+    """A configuration file, key or environment variable is missing or wrong."""
+
+
+class UsageError(ValueError):
+    """A command was given something it cannot use (an argument, a name, a run id)."""
+
+
+class UnknownNameError(UsageError):
+    """An asset, group or job name that is not in the graph or the config."""
+
+
+class UnknownRunError(UsageError):
+    """A run id that is not in the history."""
 
 
 class TransientError(Exception):
     """A failure that may go away on its own (network, timeout, throttling, a 5xx); retry it."""
+
+
+def backoff_seconds(
+    delay: float,
+    attempt: int,
+    kind: Backoff = "exponential",
+    *,
+    max_delay: float | None = None,
+    jitter: float = 0.0,
+    rand: Callable[[], float] = random.random,
+) -> float:
+    """Seconds to wait before retry number `attempt` (1-based).
+
+    exponential: delay, 2 delay, 4 delay, ...; linear: delay, 2 delay, 3 delay; constant: delay.
+    Capped at `max_delay`, then up to `jitter` (a fraction) of the wait is added at random.
+    """
+    if kind == "constant":
+        seconds = delay
+    elif kind == "linear":
+        seconds = delay * attempt
+    else:
+        seconds = delay * 2 ** (attempt - 1)
+    if max_delay is not None:
+        seconds = min(seconds, max_delay)
+    return seconds * (1 + jitter * rand())
+
+
+_TRANSIENT_NAMES = {
+    # requests / urllib3
+    "ConnectionError", "ConnectTimeout", "ReadTimeout", "Timeout", "ChunkedEncodingError",
+    # azure-core
+    "ServiceRequestError", "ServiceResponseError",
+    # filelock's Timeout shares requests' name
+}  # fmt: skip
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether retrying may help: network, timeouts, throttling, 5xx, a held lock."""
+    if isinstance(exc, TransientError | ConnectionError | TimeoutError):
+        return True
+    if type(exc).__name__ in _TRANSIENT_NAMES:
+        return True
+    status = getattr(exc, "status_code", None)  # azure HttpResponseError and friends
+    if isinstance(status, int) and (status == 429 or status >= 500):
+        return True
+    cause = exc.__cause__ or exc.__context__
+    return cause is not None and cause is not exc and is_transient(cause)

@@ -1,7 +1,13 @@
-"""daybreak's own state: an SQLite database (WAL mode) in the state folder.
+"""daybreak's state folder: where everything in it lives, and the SQLite database it holds.
 
-Holds what each asset has synced (blob, ETag, lake file). Safe for several processes: every write
-is a short transaction and readers never block writers. The runner's history joins it later.
+`StateLayout` is the one place a path under the state folder is spelled. `StateDb` is the one
+place the database is named, connected to and migrated: its schema is versioned with
+`PRAGMA user_version`, and each entry of `MIGRATIONS` takes it one version further, so upgrading
+daybreak keeps months of history instead of breaking on it. A database written by a newer
+daybreak is refused with a message rather than misread.
+
+The database is WAL-mode SQLite shared by every thread and process of daybreak: each write is a
+short transaction that takes the write lock up front, and readers never block writers.
 """
 
 from __future__ import annotations
@@ -14,43 +20,146 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS synced_blobs (
-    asset      TEXT NOT NULL,
-    blob       TEXT NOT NULL,
-    etag       TEXT NOT NULL,
-    size       INTEGER NOT NULL,
-    rows       INTEGER NOT NULL,
-    lake_path  TEXT NOT NULL,
-    synced_at  TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
-    PRIMARY KEY (asset, blob)
-);
-"""
+from daybreak.errors import ConfigError
 
 
 @dataclass(frozen=True)
-class SyncedBlob:
-    """A blob whose data is in the lake, as of the ETag it had then."""
+class StateLayout:
+    """The state folder (`[paths] state`) and what lives in it."""
 
-    blob: str
-    etag: str
-    size: int
-    rows: int
-    lake_path: str
+    root: Path
+
+    @property
+    def db(self) -> Path:
+        """The SQLite database: sync state, run history, ticks, alert incidents."""
+        return self.root / "daybreak.sqlite"
+
+    @property
+    def logs(self) -> Path:
+        """One log file per run: `<run_id>.log`."""
+        return self.root / "logs"
+
+    def run_log(self, run_id: str) -> Path:
+        return self.logs / f"{run_id}.log"
+
+    @property
+    def locks(self) -> Path:
+        """Lock files: the warehouse writer, one per syncing asset, tag slots."""
+        return self.root / "locks"
+
+    def lock(self, name: str) -> Path:
+        return self.locks / f"{name}.lock"
+
+    @property
+    def lock_waiters(self) -> Path:
+        """One JSON file per process or thread waiting for the warehouse lock."""
+        return self.locks / "waiting"
+
+    @property
+    def quarantine(self) -> Path:
+        """Bad landing files, with an .error.txt sidecar each."""
+        return self.root / "quarantine"
+
+    @property
+    def retired(self) -> Path:
+        """Lake files whose source was deleted upstream."""
+        return self.root / "retired"
+
+    @property
+    def scratch(self) -> Path:
+        """Blobs downloaded for the length of one conversion."""
+        return self.root / "scratch"
+
+    def downloads(self, what: str) -> Path:
+        """Every version of a fetched file that was read (the budget workbook)."""
+        return self.root / "downloads" / what
+
+    def backups(self, what: str) -> Path:
+        """Rotated backups (the warehouse)."""
+        return self.root / "backups" / what
+
+    @property
+    def dbt(self) -> Path:
+        """dbt's target (manifest, compiled SQL) and logs for this warehouse."""
+        return self.root / "dbt"
+
+    @property
+    def hamilton_ui(self) -> Path:
+        """The Hamilton UI's own SQLite store and blobs."""
+        return self.root / "hamilton-ui"
 
 
-_init_lock = threading.Lock()
-# -> the database file's (inode, ctime): a new file (the state folder deleted) is set up again;
-# an unchanged identity means the tables exist (a spurious re-run is harmless: IF NOT EXISTS).
-_initialised: dict[tuple[Path, str], tuple[int, int]] = {}
+# Each entry takes the schema from version i to i + 1. Never edit one that has shipped: add one.
+# Version 1 is the schema daybreak had before versioning (IF NOT EXISTS, so an unversioned
+# database of that time is adopted as it is).
+MIGRATIONS: list[str] = [
+    """
+    CREATE TABLE IF NOT EXISTS synced_blobs (
+        asset      TEXT NOT NULL,
+        blob       TEXT NOT NULL,
+        etag       TEXT NOT NULL,
+        size       INTEGER NOT NULL,
+        rows       INTEGER NOT NULL,
+        lake_path  TEXT NOT NULL,
+        synced_at  TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+        PRIMARY KEY (asset, blob)
+    );
+    CREATE TABLE IF NOT EXISTS runs (
+        run_id        TEXT PRIMARY KEY,
+        job           TEXT,
+        selection     TEXT NOT NULL,
+        trigger       TEXT NOT NULL,
+        scheduled_for TEXT,
+        status        TEXT NOT NULL,
+        started_at    TEXT NOT NULL,
+        ended_at      TEXT,
+        seconds       REAL,
+        pid           INTEGER NOT NULL,
+        host          TEXT NOT NULL,
+        log_path      TEXT NOT NULL,
+        error         TEXT
+    );
+    CREATE INDEX IF NOT EXISTS runs_by_job ON runs (job, started_at);
+    CREATE TABLE IF NOT EXISTS asset_attempts (
+        run_id     TEXT NOT NULL,
+        asset      TEXT NOT NULL,
+        attempt    INTEGER NOT NULL,
+        status     TEXT NOT NULL,
+        started_at TEXT NOT NULL,
+        ended_at   TEXT,
+        seconds    REAL,
+        error      TEXT,
+        traceback  TEXT,
+        report     TEXT,
+        PRIMARY KEY (run_id, asset, attempt)
+    );
+    CREATE INDEX IF NOT EXISTS attempts_by_asset ON asset_attempts (asset, status, ended_at);
+    CREATE TABLE IF NOT EXISTS ticks (
+        job           TEXT NOT NULL,
+        scheduled_for TEXT NOT NULL,
+        outcome       TEXT NOT NULL,
+        run_id        TEXT,
+        recorded_at   TEXT NOT NULL,
+        PRIMARY KEY (job, scheduled_for)
+    );
+    CREATE TABLE IF NOT EXISTS tracked_runs (
+        run_id     TEXT NOT NULL,
+        ui_url     TEXT NOT NULL,
+        dag_run_id INTEGER NOT NULL,
+        sent_at    TEXT NOT NULL,
+        PRIMARY KEY (run_id, ui_url)
+    );
+    CREATE TABLE IF NOT EXISTS alert_incidents (
+        incident  TEXT PRIMARY KEY,
+        opened_at TEXT NOT NULL,
+        closed_at TEXT
+    );
+    """,
+]
+SCHEMA_VERSION = len(MIGRATIONS)
 
 
-def _identity(path: Path) -> tuple[int, int]:
-    stat = path.stat()
-    return stat.st_ino, stat.st_ctime_ns
-
-
-def connect(path: Path) -> sqlite3.Connection:
+def _connect(path: Path) -> sqlite3.Connection:
     """A connection whose transactions take the write lock up front (BEGIN IMMEDIATE).
 
     A deferred transaction that reads and then writes fails at once with "database is locked"
@@ -59,65 +168,93 @@ def connect(path: Path) -> sqlite3.Connection:
     return sqlite3.connect(path, timeout=60, isolation_level="IMMEDIATE")
 
 
-def init_db(path: Path, schema: str) -> None:
-    """Create the tables once per process; several threads or processes may start at once."""
-    key = (path, schema)
-    with _init_lock:
-        with contextlib.suppress(FileNotFoundError):
-            if _initialised.get(key) == _identity(path):
-                return
-        for attempt in range(100):
+def migrate(path: Path, migrations: list[str] = MIGRATIONS) -> int:
+    """Bring the database at `path` to the newest schema version; return the version it had."""
+    for attempt in range(100):
+        con = sqlite3.connect(path, timeout=60, isolation_level=None)
+        try:
+            # Switching to WAL does not wait on the busy timeout: retried below.
+            if con.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                con.execute("PRAGMA journal_mode=WAL")
+            con.execute("BEGIN IMMEDIATE")  # one process migrates; the others then see it done
             try:
-                con = sqlite3.connect(path, timeout=60)
-                try:
-                    # Switching to WAL does not wait on the busy timeout: retry it ourselves.
-                    if con.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
-                        con.execute("PRAGMA journal_mode=WAL")
-                    con.executescript(schema)
-                finally:
-                    con.close()
-                break
-            except sqlite3.OperationalError as exc:
-                if "locked" not in str(exc) or attempt == 99:
-                    raise
-                time.sleep(0.05)
-        _initialised[key] = _identity(path)
+                found = int(con.execute("PRAGMA user_version").fetchone()[0])
+                if found > len(migrations):
+                    raise ConfigError(
+                        f"{path}: the state database has schema version {found}, newer than "
+                        f"this daybreak knows ({len(migrations)}): it was written by a newer "
+                        "daybreak; upgrade this one rather than risk misreading its history"
+                    )
+                for version in range(found, len(migrations)):
+                    for statement in _statements(migrations[version]):
+                        con.execute(statement)
+                    con.execute(f"PRAGMA user_version = {version + 1}")
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+            return found
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or attempt == 99:
+                raise
+            time.sleep(0.05)
+        finally:
+            con.close()
+    raise AssertionError("unreachable")
 
 
-class StateStore:
-    """Connections to the state database; open one per thread or task, they are cheap."""
+def _statements(script: str) -> list[str]:
+    """A migration's statements, one by one (executescript would commit the migration's
+    transaction); a ';' inside a string or a trigger body does not end a statement."""
+    found, current = [], ""
+    for piece in script.split(";"):
+        current += piece + ";"
+        if sqlite3.complete_statement(current):
+            if current.strip() != ";":
+                found.append(current.strip())
+            current = ""
+    if current.strip(" \n;"):
+        raise ValueError(f"incomplete SQL statement in a migration: {current.strip()[:80]}")
+    return found
 
-    def __init__(self, state_dir: Path) -> None:
-        state_dir.mkdir(parents=True, exist_ok=True)
-        self.path = state_dir / "daybreak.sqlite"
-        init_db(self.path, _SCHEMA)
+
+_migrated_lock = threading.Lock()
+# database file -> its (inode, ctime) when migrated: a new file (the state folder was deleted
+# under a long-lived process) is migrated again; an unchanged one is not looked at twice.
+_migrated: dict[Path, tuple[int, int]] = {}
+
+
+def _identity(path: Path) -> tuple[int, int]:
+    stat = path.stat()
+    return stat.st_ino, stat.st_ctime_ns
+
+
+class StateDb:
+    """Transactions on the state database; cheap to create, one per thread or task."""
+
+    def __init__(self, layout: StateLayout) -> None:
+        self.layout = layout
+        self.path = layout.db
+        with _migrated_lock:
+            with contextlib.suppress(FileNotFoundError):
+                if _migrated.get(self.path) == _identity(self.path):
+                    return
+            layout.root.mkdir(parents=True, exist_ok=True)
+            migrate(self.path)
+            _migrated[self.path] = _identity(self.path)
 
     @contextlib.contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
-        con = connect(self.path)
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One transaction, committed when the block ends without an exception; rows by name."""
+        con = _connect(self.path)
+        con.row_factory = sqlite3.Row
         try:
             con.execute("PRAGMA synchronous=NORMAL")
-            with con:  # one transaction, committed on success
+            with con:
                 yield con
         finally:
             con.close()
 
-    def synced_blobs(self, asset: str) -> dict[str, SyncedBlob]:
-        with self._connect() as con:
-            rows = con.execute(
-                "SELECT blob, etag, size, rows, lake_path FROM synced_blobs WHERE asset = ?",
-                (asset,),
-            ).fetchall()
-        return {row[0]: SyncedBlob(*row) for row in rows}
-
-    def record_synced(self, asset: str, synced: SyncedBlob) -> None:
-        with self._connect() as con:
-            con.execute(
-                "INSERT OR REPLACE INTO synced_blobs (asset, blob, etag, size, rows, lake_path)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                (asset, synced.blob, synced.etag, synced.size, synced.rows, synced.lake_path),
-            )
-
-    def forget(self, asset: str, blob: str) -> None:
-        with self._connect() as con:
-            con.execute("DELETE FROM synced_blobs WHERE asset = ? AND blob = ?", (asset, blob))
+    def version(self) -> int:
+        with self.transaction() as con:
+            return int(con.execute("PRAGMA user_version").fetchone()[0])

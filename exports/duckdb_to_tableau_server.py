@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import datetime as dt
 import logging
 import os
 import re
@@ -36,9 +35,11 @@ if __name__ == "__main__":  # run as a script: make the repository importable, u
 
 import duckdb
 
-from daybreak.config import ConfigError, Settings, load_settings
+from daybreak.config import Settings, load_settings
+from daybreak.errors import ConfigError, backoff_seconds
+from daybreak.files import keep_newest, snapshot_path
 from daybreak.logs import redact, setup_logging
-from daybreak.warehouse import warehouse_lock
+from daybreak.warehouse.lock import warehouse_lock
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +97,7 @@ def _read_to_parquet(
     if not warehouse.exists():
         raise ExportError("read", f"warehouse {warehouse} does not exist: build it first")
     columns: dict[str, list[tuple[str, str]]] = {}
-    with warehouse_lock(settings.paths.state, f"export {name}"):
+    with warehouse_lock(settings.state, f"export {name}"):
         try:
             con = duckdb.connect(str(warehouse), read_only=True)
         except duckdb.Error as exc:
@@ -235,16 +236,14 @@ def _build_hyper(
 def _backup(hyper: Path, folder: Path, keep: int) -> Path:
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")
-        target = folder / f"{hyper.stem}__{stamp}.hyper"
+        target = snapshot_path(folder, hyper.stem, hyper.suffix)
         try:
             # The extract is only ever replaced by a rename, never changed in place, so a hard
             # link is as safe a snapshot as a copy, and free; across filesystems, copy.
             os.link(hyper, target)
         except OSError:
             shutil.copyfile(hyper, target)
-        for old in sorted(folder.glob(f"{hyper.stem}__*.hyper"))[:-keep]:
-            old.unlink()
+        keep_newest(folder, hyper.stem, hyper.suffix, keep)
         return target
     except OSError as exc:
         raise ExportError("backup", f"backing up {hyper.name} to {folder}: {exc}") from None
@@ -319,7 +318,7 @@ def _publish(settings: Settings, hyper: Path, name: str, project_name: str) -> s
                         f"publishing {name} to project {project_name!r} failed ({status}) after "
                         f"{attempt} attempt(s)",
                     ) from None
-                wait = tableau.backoff_seconds * 2 ** (attempt - 1)
+                wait = backoff_seconds(tableau.backoff_seconds, attempt)
                 log.warning(
                     "publish of %s failed (%s); retry %d in %.1f s", name, status, attempt, wait
                 )

@@ -1,4 +1,12 @@
-"""Shared fixtures: a throw-away daybreak.toml per test, demo data, and a real Azurite."""
+"""Shared fixtures: daybreak's clock set for every test, a throw-away daybreak.toml per test,
+demo data, and a real Azurite.
+
+Time: every test runs with daybreak.clock starting from TEST_START (a FixedClock that ticks on from
+there), so what a test compares against never depends on the day the suite runs. A test that
+compares with a separate process (a `runner.py` subprocess reads the machine's clock) is marked
+`system_clock` and keeps the machine's clock; `nox -s dates` runs the tests marked `dates` with
+the whole process tree's clock moved months ahead and across the 2027 clock changes.
+"""
 
 from __future__ import annotations
 
@@ -16,14 +24,40 @@ from pathlib import Path
 
 import pytest
 
-from daybreak import demo
+from daybreak import clock as daybreak_clock
+from daybreak.clock import Clock, FixedClock, SystemClock
 from daybreak.config import Settings, load_settings
+from daybreak.ingest import demo
 
 ROOT = Path(__file__).resolve().parents[1]
 AZURITE = ROOT / "node_modules" / ".bin" / "azurite-blob"
 # The demo data ends here in tests, so windows and dates are the same whatever today is.
 DEMO_END = dt.date(2026, 3, 31)
 RUN_DATE = DEMO_END + dt.timedelta(days=1)
+# Where daybreak's clock stands when the session starts: the morning after the demo data ends.
+TEST_START = dt.datetime(2026, 4, 1, 6, 0, tzinfo=dt.UTC)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def session_clock() -> Iterator[FixedClock]:
+    """daybreak's clock for the whole session: TEST_START, then ticking with real time, so what
+    a module-wide fixture stamps comes before what the tests after it stamp."""
+    with daybreak_clock.using(FixedClock(TEST_START, tick=True)) as fixed:
+        yield fixed  # type: ignore[misc]
+
+
+@pytest.fixture(autouse=True)
+def clock(request: pytest.FixtureRequest, session_clock: FixedClock) -> Iterator[Clock]:
+    """daybreak's one clock for this test, ticking on from the session's (`clock.set(...)` moves
+    it for this test only), or the machine's for a test marked `system_clock`."""
+    chosen: Clock = (
+        SystemClock()
+        if request.node.get_closest_marker("system_clock")
+        else FixedClock(session_clock.now(), tick=True)
+    )
+    with daybreak_clock.using(chosen):
+        yield chosen
+
 
 MARKETS = """
 [markets.UK]

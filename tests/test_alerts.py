@@ -14,13 +14,17 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 
-from daybreak import demo
-from daybreak.alerts import Alerter, freshness
+from daybreak.clock import FixedClock
 from daybreak.config import Settings, load_settings
-from daybreak.history import History
-from daybreak.runs import execute_run
-from daybreak.scheduler import Scheduler
+from daybreak.ingest import demo
+from daybreak.runner.alerts import Alerter
+from daybreak.runner.execute import execute_run
+from daybreak.runner.freshness import freshness
+from daybreak.runner.history import History
+from daybreak.runner.scheduler import Scheduler
 from tests.conftest import write_config
+
+pytestmark = pytest.mark.dates
 
 EXTRA = """
 [jobs.reference]
@@ -119,17 +123,13 @@ def test_failure_alerts_once_per_incident_and_recovery_once(
 
 
 def test_a_missed_tick_alerts_once(
-    settings: Settings, receivers: tuple[Mailbox, list[dict[str, Any]]]
+    settings: Settings, receivers: tuple[Mailbox, list[dict[str, Any]]], clock: FixedClock
 ) -> None:
     _, posted = receivers
-    history = History(settings.paths.state)
+    history = History(settings.state)
     history.record_tick("reference", dt.datetime(2026, 11, 20, 15, 45, tzinfo=dt.UTC), "ran")
-
-    class Clock:
-        def now(self) -> dt.datetime:
-            return dt.datetime(2026, 11, 23, 8, 0, tzinfo=dt.UTC)
-
-    Scheduler(settings, run_job=lambda *a, **k: None, clock=Clock()).start()
+    clock.set(dt.datetime(2026, 11, 23, 8, 0, tzinfo=dt.UTC))
+    Scheduler(settings, run_job=lambda *a, **k: None).start()
     titles = [p["title"] for p in posted]
     assert titles == [
         "daybreak: reference missed its 2026-11-21 15:45 UTC run",
@@ -138,28 +138,26 @@ def test_a_missed_tick_alerts_once(
 
 
 def test_a_missed_freshness_deadline_alerts_once_and_status_says_stale(
-    settings: Settings, receivers: tuple[Mailbox, list[dict[str, Any]]]
+    settings: Settings, receivers: tuple[Mailbox, list[dict[str, Any]]], clock: FixedClock
 ) -> None:
     _, posted = receivers
-    history = History(settings.paths.state)
+    history = History(settings.state)
     morning = dt.datetime(2026, 11, 24, 8, 0, tzinfo=dt.UTC)  # after 07:30 London
-    assert [f.state for f in freshness(settings, history, morning)] == ["never"]
+    clock.set(morning)
+    assert [f.state for f in freshness(settings, history)] == ["never"]
 
-    class Clock:
-        def now(self) -> dt.datetime:
-            return morning
-
-    scheduler = Scheduler(settings, run_job=lambda *a, **k: None, clock=Clock())
-    assert scheduler.check_freshness(morning) == ["uk_products_sku"]
-    assert scheduler.check_freshness(morning) == ["uk_products_sku"]
+    scheduler = Scheduler(settings, run_job=lambda *a, **k: None)
+    assert scheduler.check_freshness(clock.now()) == ["uk_products_sku"]
+    assert scheduler.check_freshness(clock.now()) == ["uk_products_sku"]
     assert [p["title"] for p in posted] == ["daybreak: uk_products_sku is not current"]
 
+    clock.set(morning.replace(hour=9))  # the success is stamped by the same clock
     run_id = history.start_run(["uk_products_sku"])
     history.finish_attempt(run_id, "uk_products_sku", 1, "success", seconds=0.1)
-    (state,) = freshness(settings, history, morning.replace(hour=9))
+    (state,) = freshness(settings, history)
     assert state.state == "fresh"
-    later = morning + dt.timedelta(days=2)  # no success since: stale again, new deadline
-    (state,) = freshness(settings, history, later)
+    clock.set(morning + dt.timedelta(days=2))  # no success since: stale again, new deadline
+    (state,) = freshness(settings, history)
     assert state.state == "stale"
 
 
@@ -170,5 +168,5 @@ def test_a_broken_alert_channel_never_fails_the_job(
     reference_file(settings).write_text("sku;name\n1;2\n")
     outcome = execute_run(settings, ["uk_products_sku"], job="reference")
     assert outcome.status == "failed"  # the job's own result, not the alert's
-    sent = Alerter(settings.paths.state, [f"json://127.0.0.1:{free_port()}/x"]).send("t", "b")
+    sent = Alerter(settings.state, [f"json://127.0.0.1:{free_port()}/x"]).send("t", "b")
     assert sent is False

@@ -10,15 +10,17 @@ import time
 from pathlib import Path
 
 import duckdb
+import pytest
 
-from daybreak import demo
 from daybreak.config import load_settings
-from daybreak.lake import TMP_SUFFIX
+from daybreak.files import TMP_SUFFIX
+from daybreak.ingest import demo
 from tests.conftest import ROOT, run_runner, write_config
 
 DAYS, ROWS = 12, 60_000
 
 
+@pytest.mark.system_clock  # compares with a runner.py process
 def test_sync_killed_mid_write_leaves_old_or_new_files_only(tmp_path: Path) -> None:
     config = write_config(tmp_path, days=DAYS, rows=ROWS)
     settings = load_settings(config, environ={})

@@ -10,10 +10,11 @@ import pytest
 from azure.storage.blob import ContainerClient
 
 from dataflows import resources
-from daybreak import datasets, demo, graph
+from daybreak.assets import catalogue
 from daybreak.config import Settings, load_settings
-from daybreak.materialize import materialize, run_inputs
-from daybreak.sync import SyncFailed, sync_dataset
+from daybreak.ingest import datasets, demo
+from daybreak.ingest.sync import SyncFailed, sync_dataset
+from daybreak.runner.materialize import materialize, run_inputs
 from tests.conftest import (
     AZURITE_API_VERSION,
     DEMO_END,
@@ -65,10 +66,10 @@ AZURE_GROUPS = ["azure_ingestion_orders", "azure_ingestion_reference"]
 
 
 def run_all(settings: Settings) -> dict[str, object]:
-    dr = graph.build_driver(settings)
-    assets = graph.catalogue(dr)
+    dr = catalogue.build_driver(settings)
+    assets = catalogue.catalogue(dr)
     inputs = {"settings": settings, **run_inputs(run_date=RUN_DATE)}
-    results = materialize(dr, assets, graph.select(assets, AZURE_GROUPS), inputs)
+    results = materialize(dr, assets, catalogue.select(assets, AZURE_GROUPS), inputs)
     assert [r.error for r in results if r.status != "success"] == []
     return {r.name: r.value for r in results}
 
@@ -77,7 +78,7 @@ def sync_uk(settings: Settings):
     ctx = resources.sync_context(
         settings,
         resources.landing_source__azure(settings),
-        resources.state_store(settings),
+        resources.sync_state(settings),
         RUN_DATE,
         False,
     )

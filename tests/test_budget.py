@@ -13,11 +13,12 @@ import pyarrow.parquet as pq
 import pytest
 from openpyxl import Workbook
 
-from daybreak import demo, graph
-from daybreak.budget import BudgetError, read_budget
+from daybreak.assets import catalogue
 from daybreak.config import Settings
-from daybreak.demo import store_cached_values
-from daybreak.materialize import materialize, run_inputs
+from daybreak.ingest import demo
+from daybreak.ingest.demo import store_cached_values
+from daybreak.ingest.workbook import BudgetError, read_budget
+from daybreak.runner.materialize import materialize, run_inputs
 
 CURRENCIES = {"UK": "GBP", "DE": "EUR", "IT": "EUR", "JP": "JPY"}
 D = dt.date
@@ -300,8 +301,8 @@ def test_not_a_workbook(tmp_path: Path) -> None:
 
 
 def _run_budget(settings: Settings) -> Any:
-    dr = graph.build_driver(settings)
-    assets = graph.catalogue(dr)
+    dr = catalogue.build_driver(settings)
+    assets = catalogue.catalogue(dr)
     inputs = {"settings": settings, **run_inputs()}
     (result,) = materialize(dr, assets, ["daily_sales_budget_exchange_ingest"], inputs)
     return result
@@ -328,21 +329,21 @@ def test_asset_writes_csv_and_parquet_and_keeps_them_when_the_workbook_goes_bad(
     assert "'Budget 2026'!C2: budget for UK is not a number" in bad.error
     assert (parquet.read_bytes(), csv.read_bytes()) == before  # previous good output stays
 
-    kept = sorted((settings.paths.state / "downloads" / "budget").glob("*__*.xlsx"))
+    kept = sorted(settings.state.downloads("budget").glob("*__*.xlsx"))
     assert len(kept) == 2  # the good version and the bad one, to compare
     again = _run_budget(settings)
     assert again.status == "failed"
-    assert len(sorted((settings.paths.state / "downloads" / "budget").glob("*__*.xlsx"))) == 2
+    assert len(sorted(settings.state.downloads("budget").glob("*__*.xlsx"))) == 2
 
 
 def test_kept_downloads_are_rotated(tmp_path: Path) -> None:
-    from dataflows.budget import _keep
+    from daybreak.files import keep_version
 
     folder = tmp_path / "kept"
     folder.mkdir()
     for i in range(5):
         fetched = folder / ".b.xlsx.fetching"
         fetched.write_bytes(f"version {i}".encode())
-        _keep(fetched, folder, "b.xlsx", keep=3)
-    kept = sorted(folder.glob("*__b.xlsx"))
+        keep_version(fetched, folder, "b.xlsx", keep=3)
+    kept = sorted(folder.glob("b__*.xlsx"))
     assert [p.read_bytes() for p in kept] == [b"version 2", b"version 3", b"version 4"]

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from daybreak.config import ConfigError, find_config, load_settings, read_dotenv
+from daybreak.config import find_config, load_settings, read_dotenv
+from daybreak.errors import ConfigError
 from daybreak.logs import Redactor, make_handler
 from tests.conftest import write_config
 
@@ -75,6 +76,17 @@ def test_relative_paths_resolve_against_the_config_folder(tmp_path: Path) -> Non
             "markets.uk: expected a 2-letter upper-case market code",
         ),
         ("\n[source]\nbackend = 'azure'\n", None, "backend 'azure' needs [source.azure]"),
+        (
+            "\n[jobs.nightly]\nselect = ['uk_orders_azure']\ncron = '61 3 * * *'\n",
+            None,
+            "jobs.nightly.cron: expected a valid cron expression, got '61 3 * * *'",
+        ),
+        (
+            "\n[jobs.nightly]\nselect = ['uk_orders_azure']\ncron = '0 0 3 * * *'\n",
+            None,
+            "jobs.nightly.cron: expected a cron expression of 5 fields",
+        ),
+        ("\n[ingestion]\ndays_back = 0\n", None, "ingestion.days_back: expected"),
     ],
 )
 def test_bad_config_names_the_key_and_what_was_expected(
@@ -136,6 +148,43 @@ def test_malformed_dotenv_names_the_line_without_echoing_it(tmp_path: Path) -> N
         read_dotenv(tmp_path / ".env")
     assert ".env:2: expected KEY=VALUE" in str(caught.value)
     assert "my-secret-value" not in str(caught.value)
+
+
+def test_dotenv_as_other_tools_read_it_comments_quotes_export(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text(
+        "# secrets\n"
+        "export AZURE_STORAGE_SAS_TOKEN=sv=2024&sig=abc123456  # the token from the portal\n"
+        "TABLEAU_TOKEN_SECRET='quoted # not a comment'\n"
+        'SHAREPOINT_CLIENT_SECRET="double quoted"\n'
+        "\n"
+    )
+    assert read_dotenv(tmp_path / ".env") == {
+        "AZURE_STORAGE_SAS_TOKEN": "sv=2024&sig=abc123456",
+        "TABLEAU_TOKEN_SECRET": "quoted # not a comment",
+        "SHAREPOINT_CLIENT_SECRET": "double quoted",
+    }
+
+
+@pytest.mark.parametrize(
+    "encoding", ["utf-16", "utf-8-sig"], ids=["PowerShell 5 (UTF-16)", "Notepad (UTF-8 BOM)"]
+)
+def test_dotenv_and_config_saved_by_windows_editors_are_read(tmp_path: Path, encoding: str) -> None:
+    config = write_config(tmp_path, AZURE)
+    config.write_bytes(config.read_text().replace("\n", "\r\n").encode(encoding))
+    (tmp_path / ".env").write_bytes(
+        "AZURE_STORAGE_CONNECTION_STRING=from-windows-123456\r\n".encode(encoding)
+    )
+    settings = load_settings(config, environ={})
+    assert settings.secrets.values() == ["from-windows-123456"]
+    assert settings.market_codes == ["UK", "DE", "IT", "JP"]
+
+
+def test_a_dotenv_that_is_not_text_is_named_not_echoed(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_bytes(b"KEY=\xff\xfe-not-utf8-secret\xc3\x28\n")
+    with pytest.raises(ConfigError) as caught:
+        read_dotenv(tmp_path / ".env")
+    assert ".env: not UTF-8 or UTF-16 text" in str(caught.value)
+    assert "secret" not in str(caught.value)
 
 
 def test_log_lines_and_tracebacks_never_carry_secrets(capsys: pytest.CaptureFixture[str]) -> None:

@@ -7,9 +7,11 @@ import datetime as dt
 import pytest
 
 from daybreak.config import load_settings
-from daybreak.cron import CronError, CronSchedule
-from daybreak.scheduler import schedule_of
+from daybreak.runner.scheduler import schedule_of
+from daybreak.runner.schedules import CronError, CronSchedule
 from tests.conftest import ROOT
+
+pytestmark = pytest.mark.dates
 
 LONDON = "Europe/London"
 
@@ -115,6 +117,19 @@ def test_a_time_that_occurs_twice_runs_once() -> None:
     assert upcoming("30 1 * * *", "2026-10-25T00:45:00+00:00", 1) == ["2026-10-26 01:30 GMT"]
 
 
+def test_an_hourly_job_runs_in_both_occurrences_of_the_repeated_hour() -> None:
+    # London, 2026-10-25: 01:00-02:00 happens twice. Debian cron (and cronsim) run an hourly job
+    # in each: five runs between midnight and 04:00 local time, not four.
+    assert upcoming("0 * * * *", "2026-10-24T22:30:00+00:00", 5) == [
+        "2026-10-25 00:00 BST", "2026-10-25 01:00 BST", "2026-10-25 01:00 GMT",
+        "2026-10-25 02:00 GMT", "2026-10-25 03:00 GMT"]  # fmt: skip
+    assert upcoming("*/30 * * * *", "2027-10-31T00:10:00+00:00", 3) == [
+        "2027-10-31 01:30 BST", "2027-10-31 01:00 GMT", "2027-10-31 01:30 GMT"]  # fmt: skip
+    # In spring the hour that does not exist has no runs; the others are all there.
+    assert upcoming("0 * * * *", "2027-03-27T23:30:00+00:00", 3) == [
+        "2027-03-28 00:00 GMT", "2027-03-28 02:00 BST", "2027-03-28 03:00 BST"]  # fmt: skip
+
+
 def test_day_of_month_or_day_of_week_and_names() -> None:
     # Both restricted: either matches (cron's rule). 1 Dec 2026 is a Tuesday.
     assert upcoming("0 9 1 * mon", "2026-11-28T00:00:00+00:00", 3) == [
@@ -128,10 +143,11 @@ def test_day_of_month_or_day_of_week_and_names() -> None:
     ("expression", "message"),
     [
         ("45 15 * *", "expected 5 fields"),
-        ("61 15 * * *", "minute: '61' is outside 0-59"),
-        ("45 25 * * *", "hour: '25' is outside 0-23"),
-        ("0 16 0-3 * *", "day of month: '0-3' is outside 1-31"),
-        ("0 16 * * funday", "day of week: 'funday' is not a number"),
+        ("61 15 * * *", "minute: '61' is not valid"),
+        ("45 25 * * *", "hour: '25' is not valid"),
+        ("0 16 0-3 * *", "day of month: '0-3' is not valid"),
+        ("0 16 * * funday", "day of week: 'funday' is not valid"),
+        ("0 16 31 2 *", "day of month: '31' is not valid"),
     ],
 )
 def test_bad_expressions_name_the_field(expression: str, message: str) -> None:

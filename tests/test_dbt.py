@@ -15,21 +15,24 @@ from typing import Any
 import duckdb
 import pytest
 
-from daybreak import datasets, demo, graph, warehouse
+from daybreak.assets import catalogue
+from daybreak.clock import FixedClock
 from daybreak.config import Settings, load_settings
-from daybreak.dbt import DbtBuildFailed, DbtProject
-from daybreak.history import History
-from daybreak.materialize import AssetResult, materialize, run_inputs
-from daybreak.warehouse import warehouse_lock
+from daybreak.ingest import datasets, demo
+from daybreak.runner.history import History
+from daybreak.runner.materialize import AssetResult, materialize, run_inputs
+from daybreak.warehouse import lock
+from daybreak.warehouse.dbt_project import DbtBuildFailed, DbtProject
+from daybreak.warehouse.lock import warehouse_lock
 from tests.conftest import DEMO_END, ROOT, RUN_DATE, write_config
 
 DAYS, ROWS = 40, 25
 
 
 def run(settings: Settings, *names: str, full: bool = False) -> dict[str, AssetResult]:
-    dr = graph.build_driver(settings)
-    assets = graph.catalogue(dr)
-    plan = graph.with_upstream(assets, graph.select(assets, list(names)))
+    dr = catalogue.build_driver(settings)
+    assets = catalogue.catalogue(dr)
+    plan = catalogue.with_upstream(assets, catalogue.select(assets, list(names)))
     inputs = {"settings": settings, **run_inputs(full_refresh=full, run_date=RUN_DATE)}
     return {r.name: r for r in materialize(dr, assets, plan, inputs)}
 
@@ -162,14 +165,14 @@ def test_every_dbt_model_is_an_asset_with_its_true_upstream(
     built: tuple[Settings, dict[str, AssetResult]],
 ) -> None:
     settings, _ = built
-    assets = graph.catalogue(graph.build_driver(settings))
+    assets = catalogue.catalogue(catalogue.build_driver(settings))
     assert assets["stg_uk_orders"].upstream == ("uk_orders_azure",)
     assert assets["stg_budget"].upstream == ("daily_sales_budget_exchange_ingest",)
     assert assets["stg_uk_orders"].group == "dbt_staging_uk_azure"
     assert assets["int_orders_summary_daily"].group == "dbt_transformations_cross_market"
     assert assets["qi_executive_daily_sales"].group == "dbt_marts_cross_market_commercial"
     assert "int_orders_summary_daily" in assets["qi_executive_daily_sales"].upstream
-    upstream_of_mart = graph.with_upstream(assets, ["qi_executive_daily_sales"])
+    upstream_of_mart = catalogue.with_upstream(assets, ["qi_executive_daily_sales"])
     assert {"uk_orders_azure", "jp_orders_azure", "daily_sales_budget_exchange_ingest"} <= set(
         upstream_of_mart
     )
@@ -201,7 +204,7 @@ def test_a_model_added_to_the_project_appears_as_an_asset(tmp_path: Path) -> Non
         "from {{ ref('int_orders_summary_daily') }} where market = 'UK' group by 1\n"
     )
     settings = _using_project(settings, copy)
-    assets = graph.catalogue(graph.build_driver(settings))
+    assets = catalogue.catalogue(catalogue.build_driver(settings))
     assert assets["qi_uk_weekly_sales"].upstream == ("int_orders_summary_daily",)
     assert assets["qi_uk_weekly_sales"].group == "dbt_marts_uk_commercial"
 
@@ -237,11 +240,13 @@ def test_a_failing_dbt_test_fails_its_model_and_stops_downstream(tmp_path: Path)
     assert "int_orders_summary_daily" in (flow["build_daily_sales_models"].error or "")
 
 
-def test_incremental_build_touches_only_new_and_resynced_days(tmp_path: Path) -> None:
+def test_incremental_build_touches_only_new_and_resynced_days(
+    tmp_path: Path, clock: FixedClock
+) -> None:
     settings = new_settings(tmp_path / "base")
     assert run(settings, "build_daily_sales_models")["build_daily_sales_models"].status == "success"
-    before = time.time()
-    time.sleep(0.01)
+    before = clock.now()
+    clock.advance(dt.timedelta(minutes=1))  # what syncs next is stamped after `before`
 
     new_day = DEMO_END + dt.timedelta(days=1)
     scratch = tmp_path / "scratch"
@@ -256,7 +261,7 @@ def test_incremental_build_touches_only_new_and_resynced_days(tmp_path: Path) ->
 
     results = run(settings, "build_daily_sales_models")
     assert results["build_daily_sales_models"].status == "success"
-    since = dt.datetime.fromtimestamp(before, dt.UTC).replace(tzinfo=None)
+    since = before.replace(tzinfo=None)
     touched = query(
         settings,
         f"SELECT file_date, count(*) FROM stg_uk_orders WHERE synced_at > TIMESTAMP '{since}' "
@@ -283,7 +288,7 @@ def test_incremental_build_touches_only_new_and_resynced_days(tmp_path: Path) ->
 def test_a_second_writer_waits_for_the_warehouse_lock_and_then_succeeds(tmp_path: Path) -> None:
     settings = new_settings(tmp_path)
     log = tmp_path / "runner.log"
-    with warehouse_lock(settings.paths.state, "the test holding the warehouse"):
+    with warehouse_lock(settings.state, "the test holding the warehouse"):
         with log.open("w") as out:
             proc = subprocess.Popen(
                 [sys.executable, str(ROOT / "runner.py"), "materialize", "build_daily_sales_models",
@@ -296,9 +301,9 @@ def test_a_second_writer_waits_for_the_warehouse_lock_and_then_succeeds(tmp_path
             assert time.monotonic() < deadline, log.read_text()
             time.sleep(0.2)
         assert "the test holding the warehouse" in log.read_text()  # says who holds it
-        waiters = warehouse.waiting(settings.paths.state)  # and status shows who waits
-        assert len(waiters) == 1 and "+qi_executive_daily_sales" in str(waiters[0]["what"])
-        assert warehouse.holder(settings.paths.state)["what"] == "the test holding the warehouse"  # type: ignore[index]
+        waiters = lock.waiting(settings.state)  # and status shows who waits
+        assert len(waiters) == 1 and "qi_executive_daily_sales" in str(waiters[0]["what"])
+        assert lock.holder(settings.state)["what"] == "the test holding the warehouse"  # type: ignore[index]
     assert proc.wait(timeout=300) == 0, log.read_text()
     assert "build_daily_sales_models" in log.read_text()
 
@@ -320,4 +325,4 @@ def test_two_processes_building_at_once_both_succeed_one_after_the_other(tmp_pat
     assert codes == [0, 0], texts
     assert all("11/11 models built" in text for text in texts)
     # The models count as materialized by the build: freshness and status see them.
-    assert "qi_executive_daily_sales" in History(settings.paths.state).last_success()
+    assert "qi_executive_daily_sales" in History(settings.state).last_success()

@@ -10,9 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from daybreak import demo, graph
+from daybreak.assets import catalogue
 from daybreak.config import Settings, load_settings
-from daybreak.materialize import materialize, run_inputs
+from daybreak.errors import UnknownNameError
+from daybreak.ingest import demo
+from daybreak.runner.materialize import materialize, run_inputs
 from tests.conftest import ROOT, RUN_DATE, run_runner, write_config
 
 INGESTION = [
@@ -37,7 +39,7 @@ INGESTION_AND_BUDGET = [*INGESTION, "daily_sales_budget_exchange_ingest"]
 
 
 def test_catalogue_lists_ingestion_assets_with_groups_and_descriptions(settings: Settings) -> None:
-    assets = graph.catalogue(graph.build_driver(settings))
+    assets = catalogue.catalogue(catalogue.build_driver(settings))
     assert sorted(assets) == sorted(ALL_ASSETS)
     assert assets["jp_orders_azure"].group == "azure_ingestion_orders"
     assert assets["daily_sales_budget_exchange_ingest"].group == "budget_ingestion"
@@ -53,23 +55,23 @@ def test_markets_come_from_config(tmp_path: Path) -> None:
     text = config.read_text()
     text = text[: text.index("[markets.DE]")]  # only UK configured
     config.write_text(text)
-    assets = graph.catalogue(graph.build_driver(load_settings(config, environ={})))
+    assets = catalogue.catalogue(catalogue.build_driver(load_settings(config, environ={})))
     assert [a for a in assets if a.endswith("_orders_azure")] == ["uk_orders_azure"]
 
 
 def test_selection_by_group_and_unknown_names(settings: Settings) -> None:
-    assets = graph.catalogue(graph.build_driver(settings))
-    assert graph.select(assets, ["azure_ingestion_reference"]) == [
+    assets = catalogue.catalogue(catalogue.build_driver(settings))
+    assert catalogue.select(assets, ["azure_ingestion_reference"]) == [
         "uk_new_names",
         "uk_products_sku",
     ]
-    with pytest.raises(graph.SelectionError, match="unknown asset or group 'uk_order'"):
-        graph.select(assets, ["uk_order"])
+    with pytest.raises(UnknownNameError, match="unknown asset or group 'uk_order'"):
+        catalogue.select(assets, ["uk_order"])
 
 
 def test_driver_run_of_the_ingestion_dataflow(demo_settings: Settings) -> None:
-    dr = graph.build_driver(demo_settings)
-    assets = graph.catalogue(dr)
+    dr = catalogue.build_driver(demo_settings)
+    assets = catalogue.catalogue(dr)
     inputs = {"settings": demo_settings, **run_inputs(run_date=RUN_DATE)}
     results = materialize(dr, assets, INGESTION_AND_BUDGET, inputs)
     assert {r.name: r.status for r in results} == dict.fromkeys(INGESTION_AND_BUDGET, "success")
@@ -81,8 +83,8 @@ def test_driver_run_of_the_ingestion_dataflow(demo_settings: Settings) -> None:
 def test_a_failing_asset_does_not_stop_the_others(demo_settings: Settings) -> None:
     bad = next((demo_settings.paths.landing / "DE").rglob("ingest_orders_20260331.csv"))
     bad.write_text("order_id;order_line\n1;2\n")
-    dr = graph.build_driver(demo_settings)
-    assets = graph.catalogue(dr)
+    dr = catalogue.build_driver(demo_settings)
+    assets = catalogue.catalogue(dr)
     inputs = {"settings": demo_settings, **run_inputs(run_date=RUN_DATE)}
     results = {r.name: r for r in materialize(dr, assets, INGESTION_AND_BUDGET, inputs)}
     assert results["de_orders_azure"].status == "failed"
@@ -90,6 +92,7 @@ def test_a_failing_asset_does_not_stop_the_others(demo_settings: Settings) -> No
     assert all(results[n].status == "success" for n in INGESTION if n != "de_orders_azure")
 
 
+@pytest.mark.system_clock  # compares with a runner.py process
 def test_runner_materialize_prints_summary_and_reruns_sync_nothing(tmp_path: Path) -> None:
     config = write_config(tmp_path, days=5, rows=10)
     demo.generate(load_settings(config, environ={}))
@@ -104,6 +107,7 @@ def test_runner_materialize_prints_summary_and_reruns_sync_nothing(tmp_path: Pat
     assert "0 rows from 0 files (5 unchanged" in again.stdout
 
 
+@pytest.mark.system_clock  # compares with a runner.py process
 def test_runner_run_job_and_full_refresh(tmp_path: Path) -> None:
     config = write_config(tmp_path, days=3, rows=1500)
     demo.generate(load_settings(config, environ={}))
@@ -113,6 +117,7 @@ def test_runner_run_job_and_full_refresh(tmp_path: Path) -> None:
     assert "Synced 4,500 rows" in full.stderr
 
 
+@pytest.mark.system_clock  # compares with a runner.py process
 def test_runner_exit_codes_for_failures_and_bad_names(tmp_path: Path) -> None:
     config = write_config(tmp_path, days=2, rows=5)
     demo.generate(load_settings(config, environ={}))

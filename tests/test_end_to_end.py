@@ -5,7 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import run_runner, write_config
+
+pytestmark = [pytest.mark.system_clock, pytest.mark.dates]
 
 FLOW = """
 [jobs.end_to_end]

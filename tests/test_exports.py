@@ -14,9 +14,9 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from daybreak import graph
+from daybreak.assets import catalogue
 from daybreak.config import Settings, load_settings
-from daybreak.materialize import materialize, run_inputs
+from daybreak.runner.materialize import materialize, run_inputs
 from exports.duckdb_to_tableau_server import ExportError, export_extract, main
 from tests.conftest import ROOT, write_config
 from tests.tableau_standin import TableauStandIn
@@ -291,8 +291,8 @@ upstream = ["typed_tableau_export"]
 
 def test_exports_in_config_become_assets_that_call_the_same_function(tmp_path: Path) -> None:
     settings = make_settings(tmp_path, EXPORTS)
-    dr = graph.build_driver(settings)
-    assets = graph.catalogue(dr)
+    dr = catalogue.build_driver(settings)
+    assets = catalogue.catalogue(dr)
     assert assets["typed_tableau_export"].group == "export"
     assert assets["other_tableau_export"].upstream == ("typed_tableau_export",)
     results = materialize(dr, assets, ["typed_tableau_export", "other_tableau_export"],

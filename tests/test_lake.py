@@ -8,7 +8,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from daybreak import datasets, lake
+from daybreak.files import clean_stale_tmp
+from daybreak.ingest import datasets, lake
 
 HEADER = ",".join(datasets.orders("UK").column_names)
 GOOD = [
@@ -143,7 +144,7 @@ def test_clean_stale_tmp_removes_only_temporary_files(tmp_path: Path) -> None:
     keep = tmp_path / "a" / "x.parquet"
     keep.write_bytes(b"PAR1")
     (tmp_path / "a" / ".x.parquet.1234abcd.tmp").write_bytes(b"partial")
-    assert lake.clean_stale_tmp(tmp_path) == 1
+    assert clean_stale_tmp(tmp_path) == 1
     assert [p.name for p in (tmp_path / "a").iterdir()] == ["x.parquet"]
 
 

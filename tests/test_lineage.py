@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from daybreak import demo, graph
+from daybreak.assets import catalogue
+from daybreak.assets.dbt_models import MODEL_KIND
 from daybreak.config import load_settings
-from daybreak.dbt_assets import MODEL_KIND
+from daybreak.ingest import demo
 from tests.conftest import ROOT, run_runner, write_config
 
 SVG = "{http://www.w3.org/2000/svg}"
@@ -49,9 +50,9 @@ def test_the_daily_sales_flow_picture_has_every_asset_from_azure_to_tableau(
     nodes, clusters = drawn(out)
 
     settings = load_settings(config, environ={})
-    assets = graph.catalogue(graph.build_driver(settings))
+    assets = catalogue.catalogue(catalogue.build_driver(settings))
     job = settings.jobs["daily_sales_flow"]
-    runs = set(graph.with_upstream(assets, graph.select(assets, job.select)))
+    runs = set(catalogue.with_upstream(assets, catalogue.select(assets, job.select)))
     models = {name for name, a in assets.items() if a.tags.get("kind") == MODEL_KIND}
     assert set(nodes) == runs | models  # what the job runs, and every model its build makes
     assert {"uk_orders_azure", "stg_uk_orders", "qi_executive_daily_sales",
@@ -60,6 +61,7 @@ def test_the_daily_sales_flow_picture_has_every_asset_from_azure_to_tableau(
     assert set(nodes.values()) == {"never"}  # nothing has run in this folder
 
 
+@pytest.mark.system_clock  # compares with a runner.py process
 def test_nodes_are_coloured_by_their_last_status(tmp_path: Path) -> None:
     config = write_config(tmp_path, days=2, rows=5)
     settings = load_settings(config, environ={})

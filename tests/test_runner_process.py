@@ -11,11 +11,16 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from daybreak import demo
+import pytest
+
+from daybreak import clock
 from daybreak.config import load_settings
-from daybreak.cron import CronSchedule
-from daybreak.history import History
+from daybreak.ingest import demo
+from daybreak.runner.history import History
+from daybreak.runner.schedules import CronSchedule
 from tests.conftest import ROOT, write_config
+
+pytestmark = [pytest.mark.system_clock, pytest.mark.dates]
 
 
 def start_runner(config: Path, log: Path) -> subprocess.Popen[bytes]:
@@ -44,7 +49,7 @@ catch_up_hours = 0
 """, days=2, rows=5)  # fmt: skip
     settings = load_settings(config, environ={})
     demo.generate(settings)
-    history = History(settings.paths.state)
+    history = History(settings.state)
     log = tmp_path / "runner.log"
     runner = start_runner(config, log)
     try:
@@ -73,10 +78,10 @@ catch_up_hours = 30
 """, days=12, rows=60_000)  # fmt: skip
     settings = load_settings(config, environ={})
     demo.generate(settings)
-    history = History(settings.paths.state)
+    history = History(settings.state)
     # The tick before last ran; the last one was missed and is within the window: catch-up.
     schedule = CronSchedule.parse("0 3 * * *", "Europe/London")
-    ticks = schedule.previous_before(dt.datetime.now(dt.UTC), dt.timedelta(days=3))
+    ticks = schedule.previous_before(clock.now(), dt.timedelta(days=3))
     history.record_tick("nightly", ticks[-2], "ran")
     log = tmp_path / "runner.log"
     runner = start_runner(config, log)

@@ -5,20 +5,24 @@ from __future__ import annotations
 import types
 from pathlib import Path
 
+import pytest
 from hamilton import ad_hoc_utils, driver
 
-from daybreak import graph
+from daybreak.assets import catalogue
+from daybreak.assets.tags import RetryPolicy
 from daybreak.config import RetriesConfig, RetryOverride
-from daybreak.errors import TransientError
-from daybreak.history import History
-from daybreak.materialize import RunContext, materialize, run_inputs
-from daybreak.retry import RetryPolicy, is_transient
+from daybreak.errors import TransientError, is_transient
+from daybreak.runner.history import History
+from daybreak.runner.materialize import RunContext, materialize, run_inputs
+from daybreak.state import StateLayout
 from tests.conftest import run_runner, write_config
+
+pytestmark = pytest.mark.dates
 
 SOURCE = '''
 from hamilton.function_modifiers import tag
 from daybreak.errors import TransientError
-from daybreak.retry import retry_policy
+from daybreak.assets.tags import retry_policy
 
 CALLS = {"flaky": 0, "bad": 0}
 
@@ -51,7 +55,7 @@ def test_module() -> types.ModuleType:
 
 def run(module: types.ModuleType, names: list[str], ctx: RunContext) -> dict[str, object]:
     dr = driver.Builder().with_modules(module).build()
-    assets = graph.catalogue(dr)
+    assets = catalogue.catalogue(dr)
     return {r.name: r for r in materialize(dr, assets, names, run_inputs(), ctx)}
 
 
@@ -77,7 +81,7 @@ def test_transient_errors_are_told_from_bad_input() -> None:
 
 def test_transient_failures_are_retried_and_every_attempt_recorded(tmp_path: Path) -> None:
     module = test_module()
-    history = History(tmp_path / "state")
+    history = History(StateLayout(tmp_path / "state"))
     run_id = history.start_run(["flaky", "downstream"])
     waits: list[float] = []
 
@@ -102,7 +106,7 @@ def test_transient_failures_are_retried_and_every_attempt_recorded(tmp_path: Pat
 
 def test_bad_input_is_not_retried(tmp_path: Path) -> None:
     module = test_module()
-    history = History(tmp_path / "state")
+    history = History(StateLayout(tmp_path / "state"))
     run_id = history.start_run(["bad_input"])
     ctx = RunContext(history, run_id, RetriesConfig(delay_scale=0))
     results = run(module, ["bad_input"], ctx)
@@ -141,7 +145,7 @@ def test_runs_are_recorded_with_logs_and_shown_by_history_and_logs(tmp_path: Pat
 
 
 def test_history_is_pruned_after_the_retention(tmp_path: Path) -> None:
-    history = History(tmp_path)
+    history = History(StateLayout(tmp_path))
     old = history.start_run(["a"])
     history.finish_run(old, "success")
     Path(history.run(old).log_path).write_text("old log")  # type: ignore[union-attr]
@@ -190,14 +194,14 @@ def test_independent_assets_run_in_parallel_unless_a_tag_limit_says_otherwise(
         return a0 < b1 and b0 < a1
 
     assert overlap(RunContext())  # two threads: side by side
-    limited = RunContext(concurrency={"heavy": 1}, state_dir=tmp_path)
+    limited = RunContext(concurrency={"heavy": 1}, layout=StateLayout(tmp_path))
     assert not overlap(limited)  # [concurrency] heavy = 1: one after the other
 
 
 def test_many_threads_open_and_write_a_fresh_state_database_at_once(tmp_path: Path) -> None:
     import threading
 
-    from daybreak.state import StateStore, SyncedBlob
+    from daybreak.ingest.sync_state import SyncedBlob, SyncState
 
     errors: list[BaseException] = []
     barrier = threading.Barrier(8)
@@ -205,7 +209,7 @@ def test_many_threads_open_and_write_a_fresh_state_database_at_once(tmp_path: Pa
     def work(i: int) -> None:
         try:
             barrier.wait()
-            history, store = History(tmp_path), StateStore(tmp_path)
+            history, store = History(StateLayout(tmp_path)), SyncState(StateLayout(tmp_path))
             for n in range(20):
                 run_id = history.start_run([f"a{i}"])
                 history.finish_attempt(run_id, f"a{i}", 1, "success", seconds=0.0)
@@ -220,4 +224,4 @@ def test_many_threads_open_and_write_a_fresh_state_database_at_once(tmp_path: Pa
     for t in threads:
         t.join(60)
     assert errors == []
-    assert len(History(tmp_path).runs(limit=1000)) == 160
+    assert len(History(StateLayout(tmp_path)).runs(limit=1000)) == 160

@@ -9,10 +9,10 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from daybreak import demo
 from daybreak.config import load_settings
 from daybreak.errors import TransientError
-from daybreak.sharepoint import GraphClient, GraphLocation, SharePointError
+from daybreak.ingest import demo
+from daybreak.ingest.sharepoint import GraphClient, GraphLocation, SharePointError
 from tests.conftest import run_runner, write_config
 from tests.graph_standin import GraphStandIn, make_certificate
 
@@ -139,6 +139,7 @@ def test_wrong_path_is_a_404_naming_the_file(graph: GraphStandIn, tmp_path: Path
         client(graph).download(wrong_site, tmp_path / "out.xlsx")
 
 
+@pytest.mark.system_clock  # compares with a runner.py process
 def test_asset_from_sharepoint_gives_the_same_rows_as_local(
     graph: GraphStandIn, tmp_path: Path
 ) -> None:

@@ -15,11 +15,14 @@ import pytest
 import requests
 from playwright.sync_api import Page, sync_playwright
 
-from daybreak import demo, lineage, web
-from daybreak.cli import status_data
 from daybreak.config import Settings, load_settings
-from daybreak.history import History
+from daybreak.ingest import demo
+from daybreak.runner.history import History
+from daybreak.views import lineage, status_page
+from daybreak.views.status import status_data
 from tests.conftest import ROOT, run_runner, wait_for, write_config
+
+pytestmark = pytest.mark.system_clock
 
 CHROMIUM = "/usr/bin/chromium"
 # Debian's chromium as this machine runs it: no sandbox as root, no GPU, no calls home.
@@ -38,7 +41,8 @@ def site(tmp_path: Path) -> Iterator[tuple[Settings, str]]:
     config = write_config(tmp_path, days=2, rows=5)
     settings = load_settings(config, environ={})
     demo.generate(settings)
-    server = web.StatusServer(web.StatusSite(settings, status_data, lineage.svg_for),
+    site = status_page.StatusSite(settings, status_data, lineage.svg_for)
+    server = status_page.StatusServer(site,
                               "127.0.0.1", 0).start()  # fmt: skip
     yield settings, server.url
     server.stop()
@@ -47,7 +51,7 @@ def site(tmp_path: Path) -> Iterator[tuple[Settings, str]]:
 def test_api_status_is_status_json_and_logs_are_served(site: tuple[Settings, str]) -> None:
     settings, url = site
     run_runner("materialize", "uk_new_names", config=settings.config_path, check=True)
-    (run,) = History(settings.paths.state).runs(limit=1)
+    (run,) = History(settings.state).runs(limit=1)
     api = requests.get(url + "api/status", timeout=30)
     assert api.status_code == 200 and api.headers["Content-Type"] == "application/json"
     cli = run_runner("status", "--json", config=settings.config_path, check=True)

@@ -10,12 +10,14 @@ import duckdb
 import pytest
 
 from dataflows import resources
-from daybreak import datasets
 from daybreak.config import Settings, load_settings
-from daybreak.sources import LocalSource, UnsafeBlobName, check_blob_name
-from daybreak.state import StateStore
-from daybreak.sync import SyncContext, SyncFailed, SyncReport, sync_dataset
+from daybreak.ingest import datasets
+from daybreak.ingest.sources import LocalSource, UnsafeBlobName, check_blob_name
+from daybreak.ingest.sync import SyncContext, SyncFailed, SyncReport, sync_dataset
+from daybreak.ingest.sync_state import SyncState
 from tests.conftest import DEMO_END, RUN_DATE, write_config
+
+pytestmark = pytest.mark.dates
 
 UK = datasets.orders("UK")
 DAYS, ROWS = 40, 25
@@ -25,7 +27,7 @@ def context(settings: Settings, *, full: bool = False) -> SyncContext:
     return resources.sync_context(
         settings,
         LocalSource(settings.paths.landing),
-        StateStore(settings.paths.state),
+        SyncState(settings.state),
         RUN_DATE,
         full,
     )
@@ -113,7 +115,7 @@ def test_deleted_blob_is_reported_and_retired_from_the_lake(demo_settings: Setti
     assert report.files_deleted == 1
     assert report.deleted == [f"{UK.prefix}{day:%Y}/ingest_orders_{day:%Y%m%d}.csv"]
     assert lake_rows(demo_settings) == (DAYS - 1) * ROWS
-    retired = list((demo_settings.paths.state / "retired" / "uk_orders_azure").rglob("*.parquet"))
+    retired = list((demo_settings.state.retired / "uk_orders_azure").rglob("*.parquet"))
     assert [p.name for p in retired] == [f"ingest_orders_{day:%Y%m%d}.parquet"]
     assert sync_uk(demo_settings).files_deleted == 0  # reported once
 
@@ -151,7 +153,7 @@ def test_bad_file_is_quarantined_others_sync_and_earlier_data_stays(
     assert lake_rows(demo_settings, f"file_date = DATE '{new_day}'") == ROWS  # the good file synced
     assert lake_rows(demo_settings, f"file_date = DATE '{bad_day}'") == ROWS  # earlier data intact
 
-    quarantined = demo_settings.paths.state / "quarantine" / "uk_orders_azure" / blob
+    quarantined = demo_settings.state.quarantine / "uk_orders_azure" / blob
     assert quarantined.read_bytes() == bad.read_bytes()
     sidecar = quarantined.with_name(quarantined.name + ".error.txt").read_text()
     assert f"blob: {blob}" in sidecar and "line 5, column 'order_ts'" in sidecar
@@ -164,7 +166,7 @@ def test_on_bad_file_warn_returns_the_report_with_errors(tmp_path: Path) -> None
     settings = load_settings(
         write_config(tmp_path, '[ingestion]\non_bad_file = "warn"\n'), environ={}
     )
-    from daybreak import demo
+    from daybreak.ingest import demo
 
     demo.generate(settings, end=DEMO_END)
     landing_file(settings, DEMO_END).write_bytes(b"")

@@ -13,10 +13,12 @@ from typing import Any
 import pytest
 import requests
 
-from daybreak import demo
 from daybreak.config import load_settings
-from daybreak.history import History
+from daybreak.ingest import demo
+from daybreak.runner.history import History
 from tests.conftest import ROOT, free_port, run_runner, wait_for, write_config
+
+pytestmark = [pytest.mark.system_clock, pytest.mark.dates]
 
 USER = "daybreak@localhost"
 HEADERS = {"x-api-user": USER, "x-api-key": ""}
@@ -98,7 +100,7 @@ def hamilton_ui(tmp_path: Path, config: Path, ui_port: int) -> Iterator[Hamilton
 
 
 def last_run_id(config: Path) -> str:
-    (run,) = History(load_settings(config, environ={}).paths.state).runs(limit=1)
+    (run,) = History(load_settings(config, environ={}).state).runs(limit=1)
     return run.run_id
 
 
@@ -153,14 +155,19 @@ def test_with_the_ui_down_runs_go_on_warn_once_and_are_sent_when_it_is_up(
     warnings = [line for line in done.stderr.splitlines() if "Hamilton UI" in line]
     assert len(warnings) == 1 and "WARNING" in warnings[0], done.stderr
     assert "cannot connect" in warnings[0] and "sent to the UI when" in warnings[0]
-    history = History(load_settings(config, environ={}).paths.state)
+    history = History(load_settings(config, environ={}).state)
     (run,) = history.runs(limit=1)
     assert run.status == "success" and len(history.attempts(run.run_id)) == 7
 
     # `make ui` (runner.py ui) sends the runs the UI missed once it is up.
     ui = HamiltonUi(config, ui_port, tmp_path / "ui.log")
     try:
-        wait_for(lambda: ui.run_for(run.run_id) is not None, 60, "the missed run in the UI")
+        # Sent in three calls (start, tasks, end): wait for the last, not the first.
+        wait_for(
+            lambda: (ui.run_for(run.run_id) or {}).get("run_status") == "SUCCESS",
+            60,
+            "the missed run in the UI, ended",
+        )
         sent = ui.run_for(run.run_id)
         assert sent is not None and sent["run_status"] == "SUCCESS"
         assert len(sent["node_runs"]) == 7

@@ -1,7 +1,7 @@
 {#- Staging for one market's orders: rename and cast only. One definition, one model per market. -#}
 {% macro stg_orders(market) %}
 with source as (
-    select * from {{ source('azure', market ~ '_orders') }}
+    select * from {{ source('azure_orders', market) }}
     {% if is_incremental() %}
     -- Only lake files synced since the last build; delete+insert on file_date replaces their days.
     where synced_at > (select coalesce(max(synced_at), timestamp '1900-01-01') from {{ this }})

@@ -3,8 +3,9 @@
 Policies, in order of a sync:
 - The whole prefix is listed (names and ETags only) every time, so deletions are always seen.
 - A blob whose name is unsafe, unexpected or carries an impossible date is rejected; the rest go on.
-- Routine syncs look only at blobs from the last `days_back` days (the date in the name, else the
-  last-modified time); an empty lake, a full refresh or `force` looks at everything.
+- Routine syncs look only at blobs from the last `days_back` days ([ingestion] days_back unless
+  the asset says otherwise; the date in the name, else the last-modified time); an empty lake, a
+  full refresh or `force` looks at everything.
 - A blob whose recorded ETag is unchanged and whose lake file exists is skipped (a full refresh
   re-syncs it); a new or changed blob is converted to its own Parquet file, replacing that file
   atomically (never duplicating rows). Many at once (a backfill) are converted in batches of up
@@ -33,10 +34,13 @@ from pathlib import Path, PurePosixPath
 import duckdb
 from filelock import FileLock
 
-from daybreak import lake
-from daybreak.datasets import CsvDataset
-from daybreak.sources import BlobInfo, Source, UnsafeBlobName, check_blob_name, copy_into
-from daybreak.state import StateStore, SyncedBlob
+from daybreak import clock
+from daybreak.files import clean_stale_tmp
+from daybreak.ingest import lake
+from daybreak.ingest.datasets import CsvDataset
+from daybreak.ingest.sources import BlobInfo, Source, UnsafeBlobName, check_blob_name, copy_into
+from daybreak.ingest.sync_state import SyncedBlob, SyncState
+from daybreak.state import StateLayout
 
 log = logging.getLogger(__name__)
 
@@ -47,15 +51,12 @@ class SyncContext:
 
     source: Source
     lake_root: Path
-    state: StateStore
-    state_dir: Path
+    state: SyncState
+    layout: StateLayout
     run_date: dt.date
     full_refresh: bool = False
     on_bad_file: str = "fail"
-
-    @property
-    def quarantine_dir(self) -> Path:
-        return self.state_dir / "quarantine"
+    days_back: int = 30  # [ingestion] days_back: how far back a routine sync looks
 
 
 @dataclass
@@ -111,7 +112,7 @@ def _dataset_root(dataset: CsvDataset, market: str) -> str:
 def _quarantine(
     ctx: SyncContext, asset: str, blob: BlobInfo, path: Path, bad: lake.BadFile
 ) -> Path:
-    target = ctx.quarantine_dir / asset / PurePosixPath(blob.name)
+    target = ctx.layout.quarantine / asset / PurePosixPath(blob.name)
     copy_into(path, target)
     sidecar = target.with_name(target.name + ".error.txt")
     lines = [
@@ -119,7 +120,7 @@ def _quarantine(
         f"etag: {blob.etag}",
         f"size: {blob.size}",
         f"asset: {asset}",
-        f"quarantined_at: {dt.datetime.now(dt.UTC).isoformat(timespec='seconds')}",
+        f"quarantined_at: {clock.now().isoformat(timespec='seconds')}",
         f"problems ({bad.total}):",
         *(f"  {problem}" for problem in bad.problems),
     ]
@@ -129,9 +130,8 @@ def _quarantine(
 
 def _retire(ctx: SyncContext, asset: str, synced: SyncedBlob) -> None:
     live = ctx.lake_root / synced.lake_path
-    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     if live.exists():
-        target = ctx.state_dir / "retired" / asset / stamp / synced.lake_path
+        target = ctx.layout.retired / asset / clock.stamp() / synced.lake_path
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.move(live, target)
     ctx.state.forget(asset, synced.blob)
@@ -152,15 +152,16 @@ def sync_dataset(
     """
     started = time.monotonic()
     report = SyncReport(asset=asset, source=ctx.source.description)
-    lock_path = ctx.state_dir / "locks" / f"{asset}.lock"
+    lock_path = ctx.layout.lock(asset)
     lock_path.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(lock_path):
-        lake.clean_stale_tmp(ctx.lake_root / _dataset_root(dataset, market))
+        clean_stale_tmp(ctx.lake_root / _dataset_root(dataset, market))
         known = ctx.state.synced_blobs(asset)
         report.backfill = ctx.full_refresh or not known
         cutoff = None
-        if not report.backfill and not force and days_back is not None:
-            cutoff = ctx.run_date - dt.timedelta(days=days_back)
+        if not report.backfill and not force:
+            back = ctx.days_back if days_back is None else days_back
+            cutoff = ctx.run_date - dt.timedelta(days=back)
         listed: set[str] = set()
         todo: list[_Todo] = []
         con = lake.connect()
@@ -284,7 +285,7 @@ def _extras(
 
 
 def _now() -> str:
-    return dt.datetime.now(dt.UTC).replace(tzinfo=None).isoformat(sep=" ")
+    return clock.now().replace(tzinfo=None).isoformat(sep=" ")
 
 
 def _sync_batch(
@@ -302,7 +303,7 @@ def _sync_batch(
     with contextlib.ExitStack() as stack:
         items = [
             lake.BatchItem(
-                stack.enter_context(ctx.source.fetch(blob, ctx.state_dir / "scratch")),
+                stack.enter_context(ctx.source.fetch(blob, ctx.layout.scratch)),
                 ctx.lake_root / lake_path,
                 _extras(blob, market, file_date, synced_at),
             )
@@ -336,7 +337,7 @@ def _sync_blob(
     report: SyncReport,
 ) -> None:
     extra = _extras(blob, market, file_date, _now())
-    with ctx.source.fetch(blob, ctx.state_dir / "scratch") as path:
+    with ctx.source.fetch(blob, ctx.layout.scratch) as path:
         try:
             rows = lake.convert_csv(
                 con, path, dataset, ctx.lake_root / lake_path, name=blob.name, extra=extra

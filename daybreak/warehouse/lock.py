@@ -8,17 +8,18 @@ and logs who holds it, instead of failing with DuckDB's lock error.
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import json
 import logging
 import os
 import socket
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 from filelock import FileLock, Timeout
+
+from daybreak import clock
+from daybreak.state import StateLayout
 
 log = logging.getLogger(__name__)
 
@@ -29,24 +30,23 @@ _locks: dict[Path, tuple[threading.RLock, FileLock]] = {}
 _guard = threading.Lock()
 
 
-def _paths(state_dir: Path) -> tuple[Path, Path]:
-    folder = state_dir / "locks"
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder / "warehouse.lock", folder / "warehouse.holder.json"
+def _paths(layout: StateLayout) -> tuple[Path, Path]:
+    layout.locks.mkdir(parents=True, exist_ok=True)
+    return layout.lock("warehouse"), layout.locks / "warehouse.holder.json"
 
 
-def holder(state_dir: Path) -> dict[str, object] | None:
+def holder(layout: StateLayout) -> dict[str, object] | None:
     """Who holds the warehouse lock now (pid, host, what, since), if anyone says so."""
-    _, info = _paths(state_dir)
+    _, info = _paths(layout)
     try:
         return dict(json.loads(info.read_text(encoding="utf-8")))
     except (FileNotFoundError, ValueError):
         return None
 
 
-def waiting(state_dir: Path) -> list[dict[str, object]]:
+def waiting(layout: StateLayout) -> list[dict[str, object]]:
     """Who is waiting for the warehouse lock now (what, pid, host, since)."""
-    folder = state_dir / "locks" / "waiting"
+    folder = layout.lock_waiters
     found = []
     for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
         with contextlib.suppress(FileNotFoundError, ValueError):
@@ -60,7 +60,7 @@ def _stamp(what: str) -> str:
             "pid": os.getpid(),
             "host": socket.gethostname(),
             "what": what,
-            "since": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "since": clock.now().isoformat(timespec="seconds"),
         }
     )
 
@@ -69,18 +69,18 @@ _owners: dict[Path, int] = {}  # lock file -> the thread of this process that ho
 
 
 @contextlib.contextmanager
-def warehouse_lock(state_dir: Path, what: str) -> Iterator[None]:
+def warehouse_lock(layout: StateLayout, what: str) -> Iterator[None]:
     """Hold the warehouse's single-writer lock for the block; wait (and say so) if it is taken.
 
     Re-entrant for the thread that holds it (an asset holding it may call a dbt build).
     """
-    lock_path, info = _paths(state_dir)
+    lock_path, info = _paths(layout)
     with _guard:
         thread_lock, lock = _locks.setdefault(lock_path, (threading.RLock(), FileLock(lock_path)))
     if _owners.get(lock_path) == threading.get_ident():
         yield
         return
-    waiter = state_dir / "locks" / "waiting" / f"{os.getpid()}-{threading.get_ident()}.json"
+    waiter = layout.lock_waiters / f"{os.getpid()}-{threading.get_ident()}.json"
     waiter.parent.mkdir(parents=True, exist_ok=True)
     waiter.write_text(_stamp(what), encoding="utf-8")
     try:
@@ -96,7 +96,7 @@ def warehouse_lock(state_dir: Path, what: str) -> Iterator[None]:
                     log.info(
                         "%s is waiting for the warehouse lock, held by %s",
                         what,
-                        holder(state_dir) or "another process",
+                        holder(layout) or "another process",
                     )
         except BaseException:
             thread_lock.release()
@@ -113,38 +113,3 @@ def warehouse_lock(state_dir: Path, what: str) -> Iterator[None]:
             info.unlink()
         lock.release()
         thread_lock.release()
-
-
-WAREHOUSE_TAG = "dbt_duckdb"
-
-
-@contextlib.contextmanager
-def tag_slot(state_dir: Path, tag: str, limit: int, what: str) -> Iterator[None]:
-    """One of `limit` slots for assets tagged `tag`, across threads and processes.
-
-    The warehouse tag with limit 1 is the warehouse lock itself, so the writers' own locking and
-    the configured limit are one and the same.
-    """
-    if tag == WAREHOUSE_TAG and limit == 1:
-        with warehouse_lock(state_dir, what):
-            yield
-        return
-    folder = state_dir / "locks"
-    folder.mkdir(parents=True, exist_ok=True)
-    said = False
-    while True:
-        for i in range(limit):
-            slot = FileLock(folder / f"tag-{tag}-{i}.lock")  # a fresh handle excludes threads too
-            try:
-                slot.acquire(timeout=0)
-            except Timeout:
-                continue
-            try:
-                yield
-            finally:
-                slot.release()
-            return
-        if not said:
-            log.info("%s is waiting for one of %d %r slots", what, limit, tag)
-            said = True
-        time.sleep(0.2)

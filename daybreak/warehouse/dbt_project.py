@@ -2,9 +2,11 @@
 
 The manifest is parsed once per process and handed to every later invocation, so a long-lived
 runner does not pay dbt's start-up per run; it is parsed again only when a file under dbt/ (or
-the lake and warehouse paths rendered into it) changes. The asset graph needs only the project's
-structure, which no path changes: `graph_manifest()` parses it once into dbt/target/daybreak-graph/
-and reads the JSON from there until a project file changes, without starting dbt at all.
+the lake and warehouse paths, or the vars rendered into it) changes. The asset graph needs only
+the project's structure, which no path changes: `graph_manifest()` parses it once into
+dbt/target/daybreak-graph/ and reads the JSON from there until a project file changes, without
+starting dbt at all. Every invocation gets the vars daybreak derives from the config (`markets`,
+`key_test_days`), so the markets are declared once, in daybreak.toml.
 """
 
 from __future__ import annotations
@@ -22,13 +24,16 @@ from typing import Any
 import duckdb
 
 from daybreak.config import Settings
-from daybreak.warehouse import warehouse_lock
+from daybreak.warehouse.lock import warehouse_lock
+from daybreak.warehouse.markets import write_market_files
 
 log = logging.getLogger(__name__)
 
 _SKIP_DIRS = {"target", "logs", "dbt_packages"}
 _invoke_lock = threading.Lock()  # dbt keeps global state per invocation
 _manifests: dict[tuple[str, str], Any] = {}
+# The staging key tests check [ingestion] days_back days and this many more (dbt's key_test_days).
+KEY_TEST_MARGIN_DAYS = 5
 
 
 class DbtError(Exception):
@@ -72,6 +77,22 @@ class DbtBuildReport:
     @property
     def failures(self) -> list[NodeResult]:
         return [n for n in self.nodes if n.failed]
+
+    @classmethod
+    def combine(cls, reports: list[Any]) -> DbtBuildReport:
+        """One report of the builds behind several models (the same build counted once); values
+        that are not reports (a model that was current, so not built) add nothing."""
+        unique: list[DbtBuildReport] = []
+        for report in reports:
+            if isinstance(report, DbtBuildReport) and all(report is not u for u in unique):
+                unique.append(report)
+        if len(unique) == 1:
+            return unique[0]
+        return cls(
+            selection=[s for r in unique for s in r.selection],
+            nodes=[n for r in unique for n in r.nodes],
+            seconds=round(sum(r.seconds for r in unique), 3),
+        )
 
     def for_model(self, name: str) -> list[NodeResult]:
         """The model's own result and those of its tests."""
@@ -126,11 +147,13 @@ def _attached_model(node: Any, manifest: Any) -> str | None:
     return str(manifest.nodes[parents[0]].name) if parents else None
 
 
-def fingerprint(project_dir: Path, env: dict[str, str]) -> str:
-    """Changes when any project file, the dbt version or a rendered path changes."""
+def fingerprint(project_dir: Path, env: dict[str, str], dbt_vars: dict[str, Any]) -> str:
+    """Changes when any project file, the dbt version, a rendered path or a var changes."""
     from dbt.version import __version__ as dbt_version
 
-    digest = hashlib.sha256(f"{dbt_version}|{sorted(env.items())}".encode())
+    digest = hashlib.sha256(
+        f"{dbt_version}|{sorted(env.items())}|{json.dumps(dbt_vars, sort_keys=True)}".encode()
+    )
     for path in sorted(project_dir.rglob("*")):
         relative = path.relative_to(project_dir)
         if relative.parts[0] in _SKIP_DIRS or not path.is_file():
@@ -140,46 +163,35 @@ def fingerprint(project_dir: Path, env: dict[str, str]) -> str:
     return digest.hexdigest()
 
 
+# The asset graph needs the project's structure only, which no real path changes.
 _GRAPH_ENV = {"DAYBREAK_LAKE": "/daybreak/lake", "DAYBREAK_WAREHOUSE": "/daybreak/warehouse.duckdb"}
 
 
-def graph_manifest(project_dir: Path) -> dict[str, Any]:
-    """The project's manifest.json for building the asset graph (structure only, no paths)."""
-    from filelock import FileLock
-
-    target = project_dir / "target" / "daybreak-graph"
-    target.mkdir(parents=True, exist_ok=True)
-    with FileLock(target / ".parse.lock"):  # two processes starting at once parse once
-        current = fingerprint(project_dir, _GRAPH_ENV)
-        stamp, manifest = target / "daybreak.fingerprint", target / "manifest.json"
-        if not (manifest.exists() and stamp.exists() and stamp.read_text() == current):
-            runner = _Invoker(project_dir, target, target / "logs", _GRAPH_ENV)
-            result = runner.invoke(["parse"])
-            if not result.success:
-                raise DbtError(f"dbt could not parse {project_dir}: {result.exception}")
-            stamp.write_text(current)
-        return dict(json.loads(manifest.read_text(encoding="utf-8")))
-
-
 class _Invoker:
-    """dbtRunner with daybreak's flags and environment, one invocation at a time per process."""
+    """dbtRunner with daybreak's flags, vars and environment, one invocation at a time."""
 
-    def __init__(self, project_dir: Path, target: Path, logs: Path, env: dict[str, str]) -> None:
+    def __init__(
+        self, project_dir: Path, target: Path, logs: Path, env: dict[str, str],
+        dbt_vars: dict[str, Any],
+    ) -> None:  # fmt: skip
         self.project_dir, self.target, self.logs, self.env = project_dir, target, logs, env
+        self.dbt_vars = dbt_vars
 
-    def invoke(self, args: list[str], manifest: Any = None) -> Any:
-        from dbt.cli.main import dbtRunner
-
-        flags = [
+    def flags(self) -> list[str]:
+        return [
             "--project-dir", str(self.project_dir),
             "--profiles-dir", str(self.project_dir),
             "--target-path", str(self.target),
             "--log-path", str(self.logs),
-            "--quiet",
-            "--no-use-colors",
-            "--no-send-anonymous-usage-stats",
-            "--no-version-check",
+            "--vars", json.dumps(self.dbt_vars),
         ]  # fmt: skip
+
+    def invoke(self, args: list[str], manifest: Any = None, *, quiet: bool = True) -> Any:
+        from dbt.cli.main import dbtRunner
+
+        flags = [*self.flags(), "--no-send-anonymous-usage-stats", "--no-version-check"]
+        if quiet:
+            flags += ["--quiet", "--no-use-colors"]
         self.target.mkdir(parents=True, exist_ok=True)
         with _invoke_lock:
             saved = {k: os.environ.get(k) for k in self.env}
@@ -195,29 +207,64 @@ class _Invoker:
 
 
 class DbtProject:
-    """daybreak's dbt project, bound to one Settings (lake, warehouse, state folder)."""
+    """daybreak's dbt project, bound to one Settings (markets, lake, warehouse, state folder).
+
+    The one way daybreak runs dbt: the asset graph's structure (`graph_manifest`), builds of a
+    selection of models (`build`), and the dbt CLI for people (`cli`, `nox -s dbt`). Before any
+    of them the per-market files are brought in line with [markets] (daybreak.warehouse.markets).
+    """
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.project_dir = settings.paths.dbt_project
-        self.state_dir = settings.paths.state
-        self.target_dir = settings.paths.state / "dbt" / "target"
-        self.log_dir = settings.paths.state / "dbt" / "logs"
+        self.layout = settings.state
+        self.target_dir = self.layout.dbt / "target"
+        self.log_dir = self.layout.dbt / "logs"
         self.env = {
             "DAYBREAK_LAKE": settings.paths.lake.as_posix(),
             "DAYBREAK_WAREHOUSE": settings.paths.warehouse.as_posix(),
         }
+        self.vars: dict[str, Any] = {
+            "markets": [m.lower() for m in settings.market_codes],
+            "key_test_days": settings.ingestion.days_back + KEY_TEST_MARGIN_DAYS,
+        }
+
+    def _write_market_files(self) -> None:
+        changed = write_market_files(self.project_dir, self.settings.market_codes)
+        if changed:
+            log.info("dbt: wrote the per-market files for %s: %s",
+                     ", ".join(self.settings.market_codes),
+                     ", ".join(p.name for p in changed))  # fmt: skip
+
+    # -- the graph's structure ----------------------------------------------------------
+
+    def graph_manifest(self) -> dict[str, Any]:
+        """The project's manifest.json (structure only, no real paths), parsed once into
+        dbt/target/daybreak-graph/ and read from there until a project file or var changes."""
+        from filelock import FileLock
+
+        target = self.project_dir / "target" / "daybreak-graph"
+        target.mkdir(parents=True, exist_ok=True)
+        with FileLock(target / ".parse.lock"):  # two processes starting at once parse once
+            self._write_market_files()
+            current = fingerprint(self.project_dir, _GRAPH_ENV, self.vars)
+            stamp, manifest = target / "daybreak.fingerprint", target / "manifest.json"
+            if not (manifest.exists() and stamp.exists() and stamp.read_text() == current):
+                runner = _Invoker(self.project_dir, target, target / "logs", _GRAPH_ENV, self.vars)
+                result = runner.invoke(["parse"])
+                if not result.success:
+                    raise DbtError(f"dbt could not parse {self.project_dir}: {result.exception}")
+                stamp.write_text(current)
+            return dict(json.loads(manifest.read_text(encoding="utf-8")))
 
     # -- parsing --------------------------------------------------------------------------
 
-    def _invoke(self, args: list[str], manifest: Any = None) -> Any:
-        return _Invoker(self.project_dir, self.target_dir, self.log_dir, self.env).invoke(
-            args, manifest
-        )
+    def _invoker(self) -> _Invoker:
+        return _Invoker(self.project_dir, self.target_dir, self.log_dir, self.env, self.vars)
 
     def _parse(self, current: str) -> Any:
         started = time.monotonic()
-        result = self._invoke(["parse"])
+        result = self._invoker().invoke(["parse"])
         if not result.success:
             raise DbtError(f"dbt could not parse {self.project_dir}: {result.exception}")
         _manifests[(str(self.project_dir), current)] = result.result
@@ -225,9 +272,26 @@ class DbtProject:
         return result.result
 
     def _manifest(self) -> Any:
-        current = fingerprint(self.project_dir, self.env)
+        self._write_market_files()
+        current = fingerprint(self.project_dir, self.env, self.vars)
         cached = _manifests.get((str(self.project_dir), current))
         return cached if cached is not None else self._parse(current)
+
+    # -- the dbt CLI ----------------------------------------------------------------------
+
+    def cli(self, args: list[str]) -> int:
+        """Run dbt's CLI with daybreak's project, paths and vars, under the warehouse lock;
+        dbt's own output goes to the terminal. Returns dbt's exit code."""
+        self._write_market_files()
+        self.settings.paths.warehouse.parent.mkdir(parents=True, exist_ok=True)
+        with warehouse_lock(self.layout, f"dbt {' '.join(args)}"):
+            try:
+                result = self._invoker().invoke(args, quiet=False)
+            finally:
+                _release_warehouse()
+        if result.success:
+            return 0
+        return 2 if result.exception is not None and result.result is None else 1
 
     # -- building -------------------------------------------------------------------------
 
@@ -242,10 +306,10 @@ class DbtProject:
         if full_refresh:
             args.append("--full-refresh")
         self.settings.paths.warehouse.parent.mkdir(parents=True, exist_ok=True)
-        with warehouse_lock(self.state_dir, f"dbt build --select {' '.join(select)}"):
+        with warehouse_lock(self.layout, f"dbt build --select {' '.join(select)}"):
             manifest = self._manifest()
             try:
-                result = self._invoke(args, manifest=manifest)
+                result = self._invoker().invoke(args, manifest=manifest)
             finally:
                 _release_warehouse()
             if result.exception is not None and result.result is None:

@@ -23,11 +23,6 @@ log = logging.getLogger(__name__)
 SETTINGS = "--settings=server.settings_mini"
 
 
-def store_dir(state: Path) -> Path:
-    """Where the UI keeps its SQLite database and blobs."""
-    return state / "hamilton-ui"
-
-
 def serve(base_dir: Path, host: str, port: int) -> None:
     """Migrate the UI's store, then serve it until interrupted (blocks)."""
     import hamilton_ui
@@ -49,7 +44,7 @@ def serve(base_dir: Path, host: str, port: int) -> None:
 
 def send_runs_when_up(settings: Settings, port: int, wait_seconds: float = 120.0) -> None:
     """Once the UI answers, send it the recent runs it has not seen (made while it was down)."""
-    from daybreak import tracking
+    from daybreak.views import hamilton_ui_mirror
 
     if settings.tracking is None:
         log.info("no [tracking] in %s: runs are not sent to the UI", settings.config_path)
@@ -58,13 +53,15 @@ def send_runs_when_up(settings: Settings, port: int, wait_seconds: float = 120.0
     if settings.tracking.url != url:
         log.info("[tracking] url is %s, not this UI (%s): no runs sent", settings.tracking.url, url)
         return
-    client = tracking.HamiltonUiClient(settings.tracking, settings.secrets.hamilton_api_key_value)
+    client = hamilton_ui_mirror.HamiltonUiClient(
+        settings.tracking, settings.secrets.hamilton_api_key_value
+    )
     deadline = time.monotonic() + wait_seconds
     while True:
         try:
             client.ping()
             break
-        except tracking.TrackingError:
+        except hamilton_ui_mirror.TrackingError:
             if time.monotonic() > deadline:
                 log.warning("the Hamilton UI did not answer on %s in %.0f s", url, wait_seconds)
                 return
@@ -72,7 +69,7 @@ def send_runs_when_up(settings: Settings, port: int, wait_seconds: float = 120.0
         finally:
             client.close()
     try:
-        sent = tracking.catch_up(settings)
+        sent = hamilton_ui_mirror.catch_up(settings)
     except Exception as exc:  # the UI still serves; the runs go next time
         log.warning("could not send earlier runs to the Hamilton UI: %s", exc)
         return

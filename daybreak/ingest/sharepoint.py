@@ -14,6 +14,7 @@ message.
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import email.utils
 import hashlib
 import logging
@@ -28,7 +29,8 @@ from typing import Any
 import msal
 import requests
 
-from daybreak.errors import TransientError
+from daybreak import clock
+from daybreak.errors import TransientError, backoff_seconds
 
 log = logging.getLogger(__name__)
 
@@ -142,14 +144,16 @@ class GraphClient:
 
     def _wait(self, attempt: int, response: requests.Response | None) -> float:
         retry_after = response.headers.get("Retry-After") if response is not None else None
-        if retry_after:
+        seconds = backoff_seconds(self.backoff_seconds, attempt)
+        if retry_after:  # seconds, or an HTTP date
             try:
                 seconds = float(retry_after)
             except ValueError:
-                parsed = email.utils.parsedate_to_datetime(retry_after)
-                seconds = parsed.timestamp() - time.time()
-        else:
-            seconds = self.backoff_seconds * 2 ** (attempt - 1)
+                with contextlib.suppress(TypeError, ValueError):  # unreadable: our own backoff
+                    parsed = email.utils.parsedate_to_datetime(retry_after)
+                    if parsed.tzinfo is None:
+                        parsed = parsed.replace(tzinfo=dt.UTC)
+                    seconds = (parsed - clock.now()).total_seconds()
         return max(0.0, min(seconds, self.max_wait_seconds))
 
     def _get(self, url: str, what: str, *, stream: bool = False) -> requests.Response:

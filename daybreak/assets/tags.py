@@ -1,8 +1,9 @@
-"""Retry policies: declared next to an asset with @retry_policy, overridable in [retries].
+"""Metadata an asset carries on its function, as Hamilton tags: its retry policy, for one.
 
-Only transient failures are retried (network, timeouts, throttling, a lock held too long); bad
-input and configuration errors fail at once. Exponential backoff with delay 60 and 5 retries
-waits 60, 120, 240, 480, 960 seconds, as the original deployment did.
+`@retry_policy(max_retries=5, delay=60)` sits beside `@tag(group=...)` on a dataflow function, so
+the graph carries the policy; `[retries.assets.<name>]` in the config overrides it. Only transient
+failures are retried (daybreak.errors.is_transient); exponential backoff with delay 60 and 5
+retries waits 60, 120, 240, 480, 960 seconds, as the original deployment did.
 """
 
 from __future__ import annotations
@@ -10,13 +11,14 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any, Literal
+from typing import Any
 
 from hamilton.function_modifiers import tag
 
-from daybreak.errors import TransientError
+from daybreak.errors import Backoff, backoff_seconds
 
-Backoff = Literal["constant", "linear", "exponential"]
+GROUP = "group"  # every asset has one; a node without it is plumbing
+KIND = "kind"
 _PREFIX = "retry_"
 
 
@@ -32,15 +34,9 @@ class RetryPolicy:
 
     def wait(self, retry: int, rand: Callable[[], float] = random.random) -> float:
         """Seconds to wait before retry number `retry` (1-based)."""
-        if self.backoff == "constant":
-            seconds = self.delay
-        elif self.backoff == "linear":
-            seconds = self.delay * retry
-        else:
-            seconds = self.delay * 2 ** (retry - 1)
-        if self.max_delay is not None:
-            seconds = min(seconds, self.max_delay)
-        return seconds * (1 + self.jitter * rand())
+        return backoff_seconds(
+            self.delay, retry, self.backoff, max_delay=self.max_delay, jitter=self.jitter, rand=rand
+        )
 
     def scaled(self, factor: float) -> RetryPolicy:
         return replace(
@@ -81,25 +77,3 @@ def policy_from_tags(tags: dict[str, str]) -> RetryPolicy:
         jitter=float(found.get("jitter", 0)),
         max_delay=float(found["max_delay"]) if "max_delay" in found else None,
     )
-
-
-_TRANSIENT_NAMES = {
-    # requests / urllib3
-    "ConnectionError", "ConnectTimeout", "ReadTimeout", "Timeout", "ChunkedEncodingError",
-    # azure-core
-    "ServiceRequestError", "ServiceResponseError",
-    # filelock's Timeout shares requests' name
-}  # fmt: skip
-
-
-def is_transient(exc: BaseException) -> bool:
-    """Whether retrying may help: network, timeouts, throttling, 5xx, a held lock."""
-    if isinstance(exc, TransientError | ConnectionError | TimeoutError):
-        return True
-    if type(exc).__name__ in _TRANSIENT_NAMES:
-        return True
-    status = getattr(exc, "status_code", None)  # azure HttpResponseError and friends
-    if isinstance(status, int) and (status == 429 or status >= 500):
-        return True
-    cause = exc.__cause__ or exc.__context__
-    return cause is not None and cause is not exc and is_transient(cause)

@@ -6,6 +6,8 @@ Policies:
   assets computed earlier in the run are handed to later ones as overrides, so nothing runs twice.
 - Independent Python assets run side by side (threads; two by default, as the machine has two
   cores); an asset tagged run_last (a warehouse backup) waits until every other asset ended.
+- A dbt build asset (kind dbt_build: build_daily_sales_models) stands for the models it names:
+  it runs once they are built, and fails (naming them) when one of them failed.
 - dbt models are not run one by one: whenever no Python asset is ready, every ready model is built
   in a single `dbt build --select m1 m2 ...` (tests included), and each model's result (its own
   status and its tests') becomes that asset's result. Models dbt skipped because an upstream model
@@ -30,19 +32,21 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 from hamilton import driver
 
+from daybreak import clock
+from daybreak.assets.catalogue import Asset, models_built_by
+from daybreak.assets.dbt_models import DBT_BUILD_KIND, MODEL_KIND
+from daybreak.assets.tags import RetryPolicy, policy_from_tags
 from daybreak.config import RetriesConfig
-from daybreak.dbt import DbtBuildFailed, DbtBuildReport, DbtProject
-from daybreak.dbt_assets import MODEL_KIND
-from daybreak.graph import Asset
-from daybreak.history import History
+from daybreak.errors import is_transient
 from daybreak.logs import asset_context, redact
-from daybreak.retry import RetryPolicy, is_transient, policy_from_tags
-from daybreak.warehouse import tag_slot
+from daybreak.runner.concurrency import tag_slot
+from daybreak.runner.history import History
+from daybreak.state import StateLayout
+from daybreak.warehouse.dbt_project import DbtBuildFailed, DbtBuildReport, DbtProject
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +63,8 @@ class AssetResult:
     traceback: str | None = None
     attempts: int = 1
     exception: BaseException | None = field(default=None, repr=False)
+    # The dbt build asset of this run that this model's result is part of (summary folds it in).
+    part_of: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -100,7 +106,7 @@ def _model_summary(report: DbtBuildReport, name: str) -> str:
 
 def run_inputs(*, full_refresh: bool = False, run_date: dt.date | None = None) -> dict[str, Any]:
     """The per-run inputs every execution gets besides Settings."""
-    return {"full_refresh": full_refresh, "run_date": run_date or dt.date.today()}
+    return {"full_refresh": full_refresh, "run_date": run_date or clock.today()}
 
 
 @dataclass
@@ -112,7 +118,7 @@ class RunContext:
     retries: RetriesConfig = field(default_factory=RetriesConfig)
     stop: threading.Event = field(default_factory=threading.Event)
     concurrency: dict[str, int] = field(default_factory=dict)
-    state_dir: Path | None = None
+    layout: StateLayout | None = None
     # Called with (asset, attempt) once the history has recorded an attempt's end (UI mirror).
     on_recorded: Callable[[str, int], None] | None = None
 
@@ -121,8 +127,8 @@ class RunContext:
         """Hold a slot of every limited tag these assets carry (see [concurrency])."""
         with contextlib.ExitStack() as stack:
             for tag, limit in sorted(self.concurrency.items()):
-                if self.state_dir is not None and tags.get(tag) == "true":
-                    stack.enter_context(tag_slot(self.state_dir, tag, limit, ", ".join(names)))
+                if self.layout is not None and tags.get(tag) == "true":
+                    stack.enter_context(tag_slot(self.layout, tag, limit, ", ".join(names)))
             yield
 
     def policy(self, asset: Asset) -> RetryPolicy:
@@ -233,7 +239,14 @@ def materialize(
 
     def skip_if_upstream_failed(name: str) -> bool:
         failed = [up for up in assets[name].upstream if up in results and not results[up].ok]
-        if failed:
+        if failed and assets[name].tags.get("kind") == DBT_BUILD_KIND:  # its models failed
+            models = models_built_by(assets, name)
+            first = [m for m in models if m in results and results[m].status == "failed"]
+            errors = "; ".join(results[m].error or m for m in first or failed)
+            results[name] = AssetResult(name, "failed", error=f"dbt build failed: {errors}")
+            ctx.finished(results[name])
+            log.error("%s failed: %s", name, errors)
+        elif failed:
             results[name] = AssetResult(
                 name, "skipped", error=f"upstream failed: {', '.join(failed)}"
             )
@@ -245,9 +258,7 @@ def materialize(
         overrides = {up: results[up].value for up in assets[name].upstream if up in results}
         with asset_context(name), ctx.slots([name], assets[name].tags):
             call = partial(_execute, dr, name, inputs, overrides)
-            result = _with_retries(name, assets[name], call, ctx)
-        _record_models_built_by(result, ctx)
-        return result
+            return _with_retries(name, assets[name], call, ctx)
 
     pending = [name for name in plan if name not in results]
     running: dict[Future[AssetResult], str] = {}
@@ -281,17 +292,14 @@ def materialize(
             done, _ = wait(running, return_when=FIRST_COMPLETED)
             for future in done:
                 results[running.pop(future)] = future.result()
+    for name in plan:  # a dbt build asset's line speaks for the models it collects
+        if assets[name].tags.get("kind") == DBT_BUILD_KIND:
+            if isinstance(results[name].value, DbtBuildReport):
+                results[name].seconds = results[name].value.seconds  # the build's, not the join's
+            for model in models_built_by(assets, name):
+                if model in results:
+                    results[model].part_of = name
     return [results[name] for name in plan]
-
-
-def _record_models_built_by(result: AssetResult, ctx: RunContext) -> None:
-    """An asset that ran a dbt build (build_daily_sales_models) materialized those models too."""
-    report = result.value
-    if isinstance(result.exception, DbtBuildFailed):
-        report = result.exception.report
-    if isinstance(report, DbtBuildReport):
-        for model in report.models:
-            ctx.finished(_model_result(report, model.name))
 
 
 def _model_wave(
@@ -353,7 +361,9 @@ def _model_result(report: DbtBuildReport, name: str) -> AssetResult:
 
 
 def format_summary(results: list[AssetResult]) -> str:
-    """The per-asset table printed at the end of a run."""
+    """The per-asset table printed at the end of a run; the dbt models a dbt build asset collects
+    are in its line ("11/11 models built, 72/72 tests passed"), not a line each."""
+    results = [r for r in results if r.part_of is None]
     width = max([len(r.name) for r in results] + [5])
     lines = [f"{'asset':<{width}}  {'status':<8} {'seconds':>8}  summary"]
     for r in results:

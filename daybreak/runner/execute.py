@@ -1,7 +1,8 @@
 """One run of a selection of assets: recorded, logged to its own file, never raising for assets.
 
 The CLI (`runner.py run` / `materialize`) and the scheduler both start runs here, so a run looks
-the same in the history whatever started it.
+the same in the history whatever started it. Whatever else watches a run (the Hamilton UI mirror)
+attaches as a RunObserver: the runner knows the protocol, not the views that implement it.
 """
 
 from __future__ import annotations
@@ -9,16 +10,36 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
-from daybreak import demo, graph
-from daybreak.alerts import Alerter, alert_urls, freshness
+from hamilton import driver
+
+from daybreak.assets import catalogue
 from daybreak.config import Settings
-from daybreak.history import History
-from daybreak.materialize import AssetResult, RunContext, materialize, run_inputs
+from daybreak.ingest import demo
+from daybreak.runner.alerts import Alerter, alert_urls
+from daybreak.runner.freshness import freshness
+from daybreak.runner.history import History, RunRecord
+from daybreak.runner.materialize import AssetResult, RunContext, materialize, run_inputs
 
 log = logging.getLogger(__name__)
+
+
+class RunObserver(Protocol):
+    """Something that follows a run as the history records it (e.g. the Hamilton UI mirror)."""
+
+    def run_started(self) -> None: ...
+
+    def attempt_recorded(self, asset: str, attempt: int) -> None: ...
+
+    def run_finished(self, status: str) -> None: ...
+
+
+# Given the settings, the history, the run's graph and its record, an observer for the run.
+ObserverFactory = Callable[[Settings, History, driver.Driver, RunRecord], RunObserver]
 
 
 @dataclass
@@ -41,13 +62,14 @@ def execute_run(
     full_refresh: bool = False,
     stop: threading.Event | None = None,
     history: History | None = None,
+    observers: Sequence[ObserverFactory] = (),
 ) -> RunOutcome:
     """Run `selection` (assets or groups) with the upstream assets it needs, and record it."""
-    history = history or History(settings.paths.state)
-    dr = graph.build_driver(settings)
-    assets = graph.catalogue(dr)
-    selected = graph.select(assets, selection)
-    plan = graph.with_upstream(assets, selected)
+    history = history or History(settings.state)
+    dr = catalogue.build_driver(settings)
+    assets = catalogue.catalogue(dr)
+    selected = catalogue.select(assets, selection)
+    plan = catalogue.with_upstream(assets, selected)
     # What the selection needs runs only if it is not fresh; what was selected always runs.
     current = {
         f.asset: f.last_success or ""
@@ -56,23 +78,26 @@ def execute_run(
     }
     run_id = history.start_run(plan, job=job, trigger=trigger, scheduled_for=scheduled_for)
     status, error, results = "failed", None, []
-    tracker = None
+    watching: list[RunObserver] = []
     with history.run_log(run_id) as log_path:
         log.info("run %s started (%s%s): %s", run_id, trigger, f", job {job}" if job else "",
                  ", ".join(plan))  # fmt: skip
         try:
-            if settings.tracking is not None:
-                from daybreak.tracking import RunTracker  # the SDK's imports cost a second
-
-                record = history.run(run_id)
-                assert record is not None
-                tracker = RunTracker(settings, history, dr, record)
-                tracker.start()
+            record = history.run(run_id)
+            assert record is not None
+            for factory in observers:
+                observer = factory(settings, history, dr, record)
+                observer.run_started()
+                watching.append(observer)
             demo.ensure_demo_data(settings)
+
+            def recorded(asset: str, attempt: int) -> None:
+                for observer in watching:
+                    observer.attempt_recorded(asset, attempt)
+
             ctx = RunContext(
                 history, run_id, settings.retries, stop or threading.Event(),
-                concurrency=settings.concurrency, state_dir=settings.paths.state,
-                on_recorded=tracker.attempt_recorded if tracker else None,
+                concurrency=settings.concurrency, layout=settings.state, on_recorded=recorded,
             )  # fmt: skip
             inputs = {"settings": settings, **run_inputs(full_refresh=full_refresh)}
             results = materialize(dr, assets, plan, inputs, ctx, fresh=current)
@@ -87,10 +112,8 @@ def execute_run(
             raise
         finally:
             history.finish_run(run_id, status, error)
-            if tracker is not None:
-                tracker.finish(status)
+            for observer in watching:
+                observer.run_finished(status)
             log.info("run %s %s", run_id, status)
-            Alerter(settings.paths.state, alert_urls()).run_finished(
-                job, run_id, status, error, log_path
-            )
+            Alerter(settings.state, alert_urls()).run_finished(job, run_id, status, error, log_path)
     return RunOutcome(run_id, status, log_path, results)

@@ -13,19 +13,21 @@ import signal
 import sys
 import threading
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
-from daybreak import graph, warehouse
-from daybreak.alerts import freshness
-from daybreak.config import ConfigError, Settings, load_settings
-from daybreak.export_assets import ExportAssetError
-from daybreak.history import History, RunRecord
-from daybreak.lineage import LineageError
+from daybreak.assets import catalogue
+from daybreak.config import Settings, load_settings
+from daybreak.errors import ConfigError, UnknownNameError, UnknownRunError, UsageError
+from daybreak.files import write_atomic
 from daybreak.logs import redact, setup_logging
-from daybreak.materialize import format_summary
-from daybreak.runs import execute_run
-from daybreak.scheduler import Scheduler, schedule_of
+from daybreak.runner.execute import ObserverFactory, execute_run
+from daybreak.runner.history import History
+from daybreak.runner.materialize import format_summary
+from daybreak.runner.scheduler import Scheduler
+from daybreak.views import lineage
+from daybreak.views.status import asset_states, jobs_data, status_data
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -125,8 +127,19 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def observers(settings: Settings) -> list[ObserverFactory]:
+    """What follows every run this process starts: the Hamilton UI mirror, with [tracking]."""
+    if settings.tracking is None:
+        return []
+    from daybreak.views.hamilton_ui_mirror import RunTracker  # the SDK's imports cost a second
+
+    return [RunTracker]
+
+
 def _execute(settings: Settings, names: list[str], full: bool, job: str | None = None) -> int:
-    outcome = execute_run(settings, names, job=job, full_refresh=full)
+    outcome = execute_run(
+        settings, names, job=job, full_refresh=full, observers=observers(settings)
+    )
     print(format_summary(outcome.results))
     print(f"run {outcome.run_id}: {outcome.status} (log: {outcome.log_path})")
     return EXIT_OK if outcome.status == "success" else EXIT_FAILED
@@ -139,14 +152,14 @@ def _materialize(settings: Settings, args: argparse.Namespace) -> int:
 def _run_job(settings: Settings, args: argparse.Namespace) -> int:
     job = settings.jobs.get(args.job)
     if job is None:
-        raise graph.SelectionError(
+        raise UnknownNameError(
             f"unknown job {args.job!r} (jobs: {', '.join(settings.jobs) or 'none configured'})"
         )
     return _execute(settings, job.select, args.full, job=args.job)
 
 
 def _assets(settings: Settings, args: argparse.Namespace) -> int:
-    assets = graph.catalogue(graph.build_driver(settings))
+    assets = catalogue.catalogue(catalogue.build_driver(settings))
     if args.json:
         print(json.dumps([a.as_json() for a in assets.values()], indent=2))
     else:
@@ -157,91 +170,16 @@ def _assets(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _jobs(settings: Settings, args: argparse.Namespace) -> int:
-    now = dt.datetime.now(dt.UTC)
-    listed: dict[str, dict[str, Any]] = {}
-    upcoming: dict[str, dt.datetime | None] = {}
-    for name, job in settings.jobs.items():
-        schedule = schedule_of(job)
-        upcoming[name] = schedule.next_after(now).astimezone(schedule.zone) if schedule else None
-        listed[name] = {
-            "description": job.description,
-            "select": job.select,
-            "cron": job.cron,
-            "timezone": job.timezone if job.cron else None,
-            "schedule": schedule.describe() if schedule else "not scheduled",
-            "next_run": nxt.isoformat() if (nxt := upcoming[name]) else None,
-        }
+    listed = jobs_data(settings)
     if args.json:
         print(json.dumps(listed, indent=2))
         return EXIT_OK
     for name, entry in listed.items():
-        nxt = upcoming[name]
+        nxt = dt.datetime.fromisoformat(entry["next_run"]) if entry["next_run"] else None
         when = nxt.strftime("%a %d %b %Y %H:%M %Z") if nxt else "-"
         print(f"{name:<32} {entry['schedule']:<52} next: {when}")
         print(f"{'':<32} {entry['description']}")
     return EXIT_OK
-
-
-def _run_entry(history: History, run: RunRecord) -> dict[str, Any]:
-    entry: dict[str, Any] = {
-        "run_id": run.run_id,
-        "job": run.job,
-        "trigger": run.trigger,
-        "status": run.status,
-        "started_at": run.started_at,
-        "ended_at": run.ended_at,
-        "seconds": run.seconds,
-        "error": run.error,
-    }
-    if run.status not in ("success", "running"):  # what failed, and why
-        entry["failed_assets"] = [
-            {"asset": a["asset"], "status": a["status"], "attempt": a["attempt"],
-             "error": a["error"], "traceback": a["traceback"]}
-            for a in history.attempts(run.run_id)
-            if a["status"] in ("failed", "skipped", "interrupted")
-        ]  # fmt: skip
-    return entry
-
-
-def status_data(settings: Settings, recent_runs: int = 15) -> dict[str, Any]:
-    """What `status --json`, the status page and /api/status show: jobs (schedule, next run, last
-    result), every asset's freshness and deadline, recent runs with what failed and why, what is
-    running and who holds the warehouse."""
-    history = History(settings.paths.state)
-    now = dt.datetime.now(dt.UTC)
-    jobs = {}
-    for name, job in settings.jobs.items():
-        schedule = schedule_of(job)
-        last = next(iter(history.runs(job=name, limit=1)), None)
-        jobs[name] = {
-            "schedule": schedule.describe() if schedule else "not scheduled",
-            "next_run": schedule.next_after(now).astimezone(schedule.zone).isoformat()
-            if schedule else None,
-            "last_run": last.run_id if last else None,
-            "last_status": last.status if last else "never",
-            "last_started": last.started_at if last else None,
-            "last_seconds": last.seconds if last else None,
-            "last_error": last.error if last else None,
-        }  # fmt: skip
-    successes = history.last_success()
-    assets: dict[str, dict[str, Any]] = {
-        name: {"group": asset.group, "last_success": successes.get(name), "freshness": "n/a"}
-        for name, asset in graph.catalogue(graph.build_driver(settings)).items()
-    }
-    for item in freshness(settings, history, assets=list(assets)):
-        if item.asset in assets:
-            assets[item.asset].update(freshness=item.state, deadline=item.deadline)
-    recent = history.runs(limit=recent_runs)
-    running = [r.run_id for r in history.runs(limit=50) if r.status == "running"]
-    return {
-        "generated_at": now.isoformat(timespec="seconds"),
-        "jobs": jobs,
-        "assets": assets,
-        "recent_runs": [_run_entry(history, r) for r in recent],
-        "running": running,
-        "warehouse_lock": warehouse.holder(settings.paths.state),
-        "waiting_for_warehouse": warehouse.waiting(settings.paths.state),
-    }
 
 
 def _status(settings: Settings, args: argparse.Namespace) -> int:
@@ -268,7 +206,7 @@ def _status(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _history(settings: Settings, args: argparse.Namespace) -> int:
-    runs = History(settings.paths.state).runs(job=args.job, limit=args.limit)
+    runs = History(settings.state).runs(job=args.job, limit=args.limit)
     if args.json:
         print(json.dumps([r.__dict__ for r in runs], indent=2))
         return EXIT_OK
@@ -280,10 +218,10 @@ def _history(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _logs(settings: Settings, args: argparse.Namespace) -> int:
-    history = History(settings.paths.state)
+    history = History(settings.state)
     run = history.run(args.run_id)
     if run is None:
-        raise graph.SelectionError(f"unknown run {args.run_id!r} (see `runner.py history`)")
+        raise UnknownRunError(f"unknown run {args.run_id!r} (see `runner.py history`)")
     print(f"run {run.run_id}: {run.status} ({run.trigger}{', job ' + run.job if run.job else ''})")
     for a in history.attempts(run.run_id):
         print(f"  {a['asset']:<36} attempt {a['attempt']}  {a['status']:<11} "
@@ -295,49 +233,46 @@ def _logs(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _lineage(settings: Settings, args: argparse.Namespace) -> int:
-    from daybreak import lineage
-
     if (args.upstream or args.downstream) and not args.asset:
         raise lineage.LineageError("--upstream and --downstream go with --asset")
     out: Path = args.output or settings.paths.exports / "lineage.svg"
     if out.suffix.lower() not in lineage.FORMATS:
         raise lineage.LineageError(f"-o {out}: expected a .svg or .png file")
-    assets = graph.catalogue(graph.build_driver(settings))
+    assets = catalogue.catalogue(catalogue.build_driver(settings))
     chosen = lineage.choose(
         assets, settings, job=args.job, asset=args.asset,
         upstream=args.upstream, downstream=args.downstream,
     )  # fmt: skip
     title = f"job {args.job}" if args.job else (f"asset {args.asset}" if args.asset else "")
-    dot = lineage.to_dot(
-        assets, chosen, lineage.asset_status(settings, chosen), title or "daybreak assets"
-    )
-    lineage.write(out, lineage.render(dot, out.suffix.lower().lstrip(".")))
+    states = asset_states(settings, History(settings.state), assets, chosen)
+    dot = lineage.to_dot(assets, chosen, states, title or "daybreak assets")
+    write_atomic(out, lineage.render(dot, out.suffix.lower().lstrip(".")))
     print(f"wrote {out} ({len(chosen)} assets)")
     return EXIT_OK
 
 
 def _ui(settings: Settings, args: argparse.Namespace) -> int:
-    from daybreak import hamilton_ui
+    from daybreak.views import hamilton_ui_server
 
     port = args.port or settings.ui.port
     if not 1 <= port <= 65535:
         raise ConfigError(f"--port: expected 1..65535, got {port}")
     threading.Thread(
-        target=hamilton_ui.send_runs_when_up, args=(settings, port), daemon=True
+        target=hamilton_ui_server.send_runs_when_up, args=(settings, port), daemon=True
     ).start()
-    hamilton_ui.serve(hamilton_ui.store_dir(settings.paths.state), settings.ui.host, port)
+    hamilton_ui_server.serve(settings.state.hamilton_ui, settings.ui.host, port)
     return EXIT_OK
 
 
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
-    scheduler = Scheduler(settings, run_job=execute_run)
+    scheduler = Scheduler(settings, run_job=partial(execute_run, observers=observers(settings)))
     page = None
     if settings.web.enabled and not args.no_web:
-        from daybreak import lineage, web
+        from daybreak.views import status_page
 
-        site = web.StatusSite(settings, status_data, lineage.svg_for)
+        site = status_page.StatusSite(settings, status_data, lineage.svg_for)
         try:
-            page = web.StatusServer(site, settings.web.host, settings.web.port).start()
+            page = status_page.StatusServer(site, settings.web.host, settings.web.port).start()
         except OSError as exc:
             raise ConfigError(str(exc)) from None
 
@@ -363,7 +298,7 @@ def main(argv: list[str] | None = None) -> int:
         settings = load_settings(getattr(args, "config", None))
         redact.register(settings.secrets.values())
         return handler(settings, args)
-    except (ConfigError, graph.SelectionError, ExportAssetError, LineageError) as exc:
+    except (ConfigError, UsageError) as exc:
         print(f"error: {redact(str(exc))}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:

@@ -1,6 +1,6 @@
 """The long-lived scheduler: run each job's due ticks, sleep until the next one, stop cleanly.
 
-Policies (each tested in tests/test_scheduler.py):
+Time comes from daybreak.clock (tests set it). Policies (each tested in tests/test_scheduler.py):
 - The loop sleeps until the earliest next tick (at most 5 minutes, to notice a clock that jumped
   after the machine slept); it wakes early only to stop. No polling.
 - A due tick starts its job in a thread of its own. A tick that arrives while the same job is
@@ -24,25 +24,18 @@ import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
-from daybreak.alerts import Alerter, alert_urls, freshness
+from daybreak import clock
 from daybreak.config import JobConfig, Settings
-from daybreak.cron import CronSchedule
-from daybreak.history import History
+from daybreak.runner.alerts import Alerter, alert_urls
+from daybreak.runner.freshness import freshness
+from daybreak.runner.history import History
+from daybreak.runner.schedules import CronSchedule
 
 log = logging.getLogger(__name__)
 
 MAX_SLEEP = dt.timedelta(minutes=5)
-
-
-class Clock(Protocol):
-    def now(self) -> dt.datetime: ...
-
-
-class SystemClock:
-    def now(self) -> dt.datetime:
-        return dt.datetime.now(dt.UTC)
 
 
 def schedule_of(job: JobConfig) -> CronSchedule | None:
@@ -68,12 +61,10 @@ class Scheduler:
         settings: Settings,
         *,
         run_job: RunJob,
-        clock: Clock | None = None,
         history: History | None = None,
     ) -> None:
         self.settings = settings
-        self.clock = clock or SystemClock()
-        self.history = history or History(settings.paths.state)
+        self.history = history or History(settings.state)
         self.run_job = run_job
         self.stop = threading.Event()
         self.schedules = {
@@ -84,7 +75,7 @@ class Scheduler:
         self._running: dict[str, threading.Thread] = {}
         self._next: dict[str, dt.datetime] = {}
         self._pruned_on: dt.date | None = None
-        self.alerter = Alerter(settings.paths.state, alert_urls())
+        self.alerter = Alerter(settings.state, alert_urls())
 
     def _missed(self, name: str, tick: dt.datetime) -> None:
         self.history.record_tick(name, tick, "missed")
@@ -110,7 +101,7 @@ class Scheduler:
             log.warning(
                 "marked %d run(s) left running by a stopped runner as interrupted", len(gone)
             )
-        now = self.clock.now()
+        now = clock.now()
         started = []
         for name, schedule in self.schedules.items():
             self._next[name] = schedule.next_after(now)
@@ -151,7 +142,7 @@ class Scheduler:
 
     def next_run(self, name: str, now: dt.datetime | None = None) -> dt.datetime | None:
         schedule = self.schedules.get(name)
-        return schedule.next_after(now or self.clock.now()) if schedule else None
+        return schedule.next_after(now or clock.now()) if schedule else None
 
     # -- running --------------------------------------------------------------------------
 
@@ -192,13 +183,13 @@ class Scheduler:
         )
         self.start()
         while not self.stop.is_set():
-            now = self.clock.now()
+            now = clock.now()
             self.due(now)
             self.check_freshness(now)
             if self._pruned_on != now.date():  # retention is in days: once a day is enough
                 self.history.prune(self.settings.history.retention_days)
                 self._pruned_on = now.date()
-            wait = (self.next_wakeup(self.clock.now()) - self.clock.now()).total_seconds()
+            wait = (self.next_wakeup(clock.now()) - clock.now()).total_seconds()
             self.stop.wait(max(wait, 0.05))
         log.info(
             "stopping: waiting up to %.0f s for %s", grace, ", ".join(self.running()) or "nothing"

@@ -1,4 +1,4 @@
-"""Alerts through apprise (Teams, Slack, email, a webhook) and freshness deadlines.
+"""Alerts through apprise (Teams, Slack, email, a webhook): one message per incident.
 
 Incidents, one message each (tracked in the state database, so several processes agree):
 - a job fails (after its retries): opens `failure:<job>`; further failures of the same job stay
@@ -18,26 +18,16 @@ import logging
 import os
 import re
 import sqlite3
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
-from daybreak.config import FreshnessConfig, Settings
-from daybreak.history import History, iso, now_utc
+from daybreak import clock
 from daybreak.logs import redact
-from daybreak.state import connect, init_db
+from daybreak.runner.history import iso
+from daybreak.state import StateDb, StateLayout
 
 log = logging.getLogger(__name__)
 
 URLS_ENV = "DAYBREAK_ALERT_URLS"
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS alert_incidents (
-    incident TEXT PRIMARY KEY,
-    opened_at TEXT NOT NULL,
-    closed_at TEXT
-);
-"""
 
 
 def alert_urls(environ: dict[str, str] | None = None) -> list[str]:
@@ -48,20 +38,13 @@ def alert_urls(environ: dict[str, str] | None = None) -> list[str]:
 class Alerter:
     """Sends each incident once through every configured apprise URL."""
 
-    def __init__(self, state_dir: Path, urls: list[str]) -> None:
-        self.path = state_dir / "daybreak.sqlite"
+    def __init__(self, layout: StateLayout, urls: list[str]) -> None:
+        self.db = StateDb(layout)
         self.urls = urls
         redact.register(urls)  # a URL embeds its token: never log it
-        init_db(self.path, _SCHEMA)
 
-    @contextlib.contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
-        con = connect(self.path)
-        try:
-            with con:
-                yield con
-        finally:
-            con.close()
+    def _connect(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
+        return self.db.transaction()
 
     def _open(self, incident: str) -> bool:
         """Open an incident; False if it is open already (so nothing is sent twice)."""
@@ -74,7 +57,7 @@ class Alerter:
             con.execute(
                 "INSERT OR REPLACE INTO alert_incidents (incident, opened_at, closed_at) "
                 "VALUES (?, ?, NULL)",
-                (incident, iso(now_utc())),
+                (incident, iso(clock.now())),
             )
         return True
 
@@ -82,7 +65,7 @@ class Alerter:
         with self._connect() as con:
             closed = con.execute(
                 "UPDATE alert_incidents SET closed_at = ? WHERE incident = ? AND closed_at IS NULL",
-                (iso(now_utc()), incident),
+                (iso(clock.now()), incident),
             ).rowcount
         return bool(closed)
 
@@ -138,45 +121,3 @@ class Alerter:
                 f"{asset} owed fresh data by {deadline.isoformat()}; last success: "
                 f"{last_success or 'never'}.",
             )
-
-
-@dataclass(frozen=True)
-class Freshness:
-    """An asset's state against its freshness policy."""
-
-    asset: str
-    state: str  # fresh | stale | never
-    last_success: str | None
-    deadline: str | None  # the most recent deadline it owed
-
-
-def freshness(
-    settings: Settings,
-    history: History,
-    now: dt.datetime | None = None,
-    assets: Iterable[str] = (),
-) -> list[Freshness]:
-    """Each asset with a [freshness] policy (and each of `assets`, by the default): its state."""
-    now = now or now_utc()
-    successes = history.last_success()
-    default = FreshnessConfig(max_age_hours=settings.history.fresh_for_hours)
-    policies = {**dict.fromkeys(assets, default), **settings.freshness}
-    found = []
-    for asset, policy in policies.items():
-        last = successes.get(asset)
-        last_at = dt.datetime.fromisoformat(last) if last else None
-        owed: dt.datetime | None = None
-        stale = last_at is None
-        if policy.deadline is not None:
-            zone = ZoneInfo(policy.timezone)
-            hour, minute = (int(x) for x in policy.deadline.split(":"))
-            local = now.astimezone(zone)
-            today = local.replace(hour=hour, minute=minute, second=0, microsecond=0)
-            owed = today if today <= local else today - dt.timedelta(days=1)
-            # Current by the deadline: a success since the deadline before it.
-            stale = stale or last_at < owed - dt.timedelta(days=1)  # type: ignore[operator]
-        if policy.max_age_hours is not None and last_at is not None:
-            stale = stale or now - last_at > dt.timedelta(hours=policy.max_age_hours)
-        state = "never" if last_at is None else ("stale" if stale else "fresh")
-        found.append(Freshness(asset, state, last, owed.isoformat() if owed else None))
-    return found

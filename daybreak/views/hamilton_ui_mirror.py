@@ -30,8 +30,9 @@ from typing import Any
 import requests
 from hamilton import driver as h_driver
 
+from daybreak import clock
 from daybreak.config import Settings, TrackingConfig
-from daybreak.history import History, RunRecord
+from daybreak.runner.history import History, RunRecord
 
 log = logging.getLogger(__name__)
 
@@ -245,7 +246,10 @@ def _latest_attempts(attempts: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 class RunTracker:
-    """Mirrors one run into the Hamilton UI. Never raises; warns once if the UI is unreachable."""
+    """Mirrors one run into the Hamilton UI. Never raises; warns once if the UI is unreachable.
+
+    A daybreak.runner.execute.RunObserver: the CLI hands `RunTracker` to every run it starts.
+    """
 
     def __init__(
         self,
@@ -279,7 +283,7 @@ class RunTracker:
             )  # fmt: skip
             return None
 
-    def start(self) -> None:
+    def run_started(self) -> None:
         def go() -> None:
             self.client.ping()
             project = self.client.project_id(self.config.project, self.config.username)
@@ -306,7 +310,7 @@ class RunTracker:
                 f"sending {asset}", lambda: self.client.update(dag_run_id, attributes, [task])
             )
 
-    def finish(self, status: str) -> None:
+    def run_finished(self, status: str) -> None:
         if self.dag_run_id is not None:
             dag_run_id = self.dag_run_id
 
@@ -325,7 +329,7 @@ def run_tags(run: RunRecord) -> dict[str, str]:
 
 
 def _now() -> str:
-    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    return clock.now().isoformat(timespec="seconds")
 
 
 def send_pending(
@@ -338,7 +342,7 @@ def send_pending(
 ) -> int:
     """Send finished runs of the last week that never reached this UI; how many were sent."""
     assert settings.tracking is not None
-    since = dt.datetime.now(dt.UTC) - dt.timedelta(days=CATCH_UP_DAYS)
+    since = clock.now() - dt.timedelta(days=CATCH_UP_DAYS)
     sent = 0
     templates: dict[str, int] = {}
     url = settings.tracking.url or ""
@@ -368,14 +372,14 @@ def send_pending(
 
 def catch_up(settings: Settings) -> int:
     """Send every unsent recent run to the configured UI (used when `make ui` starts it)."""
-    from daybreak import graph
+    from daybreak.assets import catalogue
 
     if settings.tracking is None or not settings.tracking.enabled:
         return 0
     client = HamiltonUiClient(settings.tracking, settings.secrets.hamilton_api_key_value)
     try:
         project = client.project_id(settings.tracking.project, settings.tracking.username)
-        dr = graph.build_driver(settings)
-        return send_pending(settings, History(settings.paths.state), client, project, dr)
+        dr = catalogue.build_driver(settings)
+        return send_pending(settings, History(settings.state), client, project, dr)
     finally:
         client.close()

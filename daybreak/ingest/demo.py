@@ -6,7 +6,7 @@ workbook (under `sharepoint/`, as it sits in the SharePoint drive). Rows come fr
 SQL seeded by hash(seed, market, day, row), so the same seed gives the same files (for one DuckDB
 version) and large benchmark scales generate in bulk, not row by row in Python.
 
-    python -m daybreak.demo [--config PATH] [--if-empty] [--days N] [--rows-per-day N]
+    python -m daybreak.ingest.demo [--config PATH] [--if-empty] [--days N] [--rows-per-day N]
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ import argparse
 import calendar
 import datetime as dt
 import logging
-import os
 import re
 import sys
 import zipfile
@@ -23,9 +22,12 @@ from pathlib import Path
 
 import duckdb
 
-from daybreak import datasets
-from daybreak.config import ConfigError, Settings, load_settings
-from daybreak.lake import sql_string
+from daybreak import clock
+from daybreak.config import Settings, load_settings
+from daybreak.errors import ConfigError
+from daybreak.files import atomic_path
+from daybreak.ingest import datasets
+from daybreak.ingest.lake import sql_string
 
 log = logging.getLogger(__name__)
 
@@ -121,11 +123,9 @@ def store_cached_values(path: Path, sheet_index: int, values: dict[str, object])
                 if count != 1:
                     raise ValueError(f"{member}: no formula cell {cell} to give a value")
             contents[info] = xml.encode("utf-8")
-    tmp = path.with_name(f".{path.name}.tmp")
-    with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as out:
+    with atomic_path(path) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as out:
         for info, data in contents.items():
             out.writestr(info, data)
-    os.replace(tmp, path)
 
 
 def _daily_budget(rows: int, market: str, currency: str, day: dt.date) -> float:
@@ -196,12 +196,10 @@ def write_budget_workbook(settings: Settings, dest: Path, first: dt.date, last: 
     for year in years:
         for currency in sorted({m.currency for _, m in markets}):
             rates.append([year, currency, _PRICE_FACTOR.get(currency, (1.0, 2))[0]])
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f".{dest.name}.tmp")
-    wb.save(tmp)
-    for index, cached in enumerate(totals):
-        store_cached_values(tmp, index, cached)
-    os.replace(tmp, dest)
+    with atomic_path(dest) as tmp:
+        wb.save(tmp)
+        for index, cached in enumerate(totals):
+            store_cached_values(tmp, index, cached)
 
 
 def _scv_sql(seed: int, rows: int, snapshot: dt.date) -> str:
@@ -222,10 +220,8 @@ def _scv_sql(seed: int, rows: int, snapshot: dt.date) -> str:
 
 
 def _write(con: duckdb.DuckDBPyConnection, sql: str, dest: Path) -> None:
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f".{dest.name}.tmp")
-    con.execute(f"COPY ({sql}) TO {sql_string(str(tmp))} (HEADER, DELIMITER ',')")
-    os.replace(tmp, dest)
+    with atomic_path(dest) as tmp:
+        con.execute(f"COPY ({sql}) TO {sql_string(str(tmp))} (HEADER, DELIMITER ',')")
 
 
 def generate(
@@ -241,7 +237,7 @@ def generate(
     days = days or settings.demo.days
     rows = rows_per_day or settings.demo.rows_per_day
     seed = settings.demo.seed
-    last = end or (dt.date.today() - dt.timedelta(days=1))
+    last = end or (clock.today() - dt.timedelta(days=1))
     first = last - dt.timedelta(days=days - 1)
     con = duckdb.connect(config={"threads": 2, "memory_limit": "2GB"})
     written = 0
@@ -297,7 +293,7 @@ def ensure_demo_data(settings: Settings) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m daybreak.demo", description=__doc__.split("\n")[0]
+        prog="python -m daybreak.ingest.demo", description=__doc__.split("\n")[0]
     )
     parser.add_argument(
         "--config", help="config file (default: $DAYBREAK_CONFIG or ./daybreak.toml)"

@@ -15,15 +15,14 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterable
 from pathlib import Path
 
-from daybreak import graph
-from daybreak.alerts import freshness
+from daybreak.assets import catalogue
+from daybreak.assets.dbt_models import MODEL_KIND
 from daybreak.config import Settings
-from daybreak.dbt_assets import MODEL_KIND
-from daybreak.history import History
-from daybreak.lake import atomic_path
+from daybreak.errors import UnknownNameError, UsageError
+from daybreak.runner.history import History
+from daybreak.views.status import asset_states
 
 COLOURS = {  # fill, border
     "success": ("#d1f2d9", "#1e8e3e"),
@@ -35,38 +34,12 @@ FORMATS = (".svg", ".png")
 LEGEND = "\\ngreen: success   amber: stale   red: failed   grey: never run"
 
 
-class LineageError(Exception):
+class LineageError(UsageError):
     """Bad arguments, or no renderer."""
 
 
-def asset_status(settings: Settings, assets: Iterable[str]) -> dict[str, dict[str, str | None]]:
-    """Per asset: status (success | stale | failed | never), last success, last error."""
-    history = History(settings.paths.state)
-    names = list(assets)
-    last = history.last_attempts()
-    states = {f.asset: f for f in freshness(settings, history, assets=names)}
-    found: dict[str, dict[str, str | None]] = {}
-    for name in names:
-        attempt = last.get(name)
-        fresh = states.get(name)
-        if attempt is None:
-            status = "never"
-        elif attempt["status"] not in ("success", "fresh"):
-            status = "failed"
-        elif fresh is not None and fresh.state != "fresh":
-            status = "stale"
-        else:
-            status = "success"
-        found[name] = {
-            "status": status,
-            "last_success": fresh.last_success if fresh else None,
-            "error": (attempt or {}).get("error") if status == "failed" else None,
-        }
-    return found
-
-
 def choose(
-    assets: dict[str, graph.Asset],
+    assets: dict[str, catalogue.Asset],
     settings: Settings,
     *,
     job: str | None = None,
@@ -77,45 +50,25 @@ def choose(
     """Which assets to draw: all, a job's (with what it needs), or one asset and its neighbours."""
     if job is not None:
         if job not in settings.jobs:
-            raise graph.SelectionError(
+            raise UnknownNameError(
                 f"unknown job {job!r} (jobs: {', '.join(settings.jobs) or 'none configured'})"
             )
-        chosen = set(graph.with_upstream(assets, graph.select(assets, settings.jobs[job].select)))
-        for name in list(chosen):  # the models a dbt-build asset builds belong to the job too
-            chosen |= set(built_by(assets, name))
-        return [a for a in assets if a in chosen]
+        selected = catalogue.select(assets, settings.jobs[job].select)
+        return catalogue.with_upstream(assets, selected)
     if asset is not None:
         if asset not in assets:
-            raise graph.SelectionError(f"unknown asset {asset!r} (see `runner.py assets`)")
+            raise UnknownNameError(f"unknown asset {asset!r} (see `runner.py assets`)")
         chosen = {asset}
         if upstream or not downstream:  # one asset alone says little: default to its upstream
-            chosen |= set(graph.with_upstream(assets, [asset]))
+            chosen |= set(catalogue.with_upstream(assets, [asset]))
         if downstream:
-            chosen |= set(downstream_of(assets, asset))
+            chosen |= set(catalogue.downstream_of(assets, [asset]))
         return [a for a in assets if a in chosen]
     return list(assets)
 
 
-def built_by(assets: dict[str, graph.Asset], name: str) -> list[str]:
-    """The dbt models an asset builds, from its dbt_select tag ("+model" = with its upstream)."""
-    found: set[str] = set()
-    for selector in assets[name].tags.get("dbt_select", "").split():
-        model = selector.lstrip("+")
-        if model in assets:
-            found |= set(graph.with_upstream(assets, [model])) if selector[0] == "+" else {model}
-    return [a for a in assets if a in found and assets[a].tags.get("kind") == MODEL_KIND]
-
-
-def downstream_of(assets: dict[str, graph.Asset], name: str) -> list[str]:
-    below: set[str] = {name}
-    for candidate in assets:  # dependency order: one pass reaches everything below
-        if any(up in below for up in assets[candidate].upstream):
-            below.add(candidate)
-    return [a for a in assets if a in below]
-
-
 def to_dot(
-    assets: dict[str, graph.Asset],
+    assets: dict[str, catalogue.Asset],
     chosen: list[str],
     status: dict[str, dict[str, str | None]],
     title: str = "daybreak assets",
@@ -159,13 +112,6 @@ def to_dot(
         for up in assets[name].upstream:
             if up in keep:
                 lines.append(f"  {q(up)} -> {q(name)};")
-        for selector in assets[name].tags.get("dbt_select", "").split():
-            if selector.lstrip("+") in keep:  # a dbt build asset -> the model it builds up to
-                lines.append(
-                    f"  {q(name)} -> {q(selector.lstrip('+'))} "
-                    '[style=dashed, label="builds", fontsize=9, fontname=Helvetica,'
-                    " constraint=false];"
-                )
     lines.append("}")
     return "\n".join(lines) + "\n"
 
@@ -205,13 +151,7 @@ def render(dot: str, fmt: str) -> bytes:
 
 def svg_for(settings: Settings, chosen: list[str] | None = None, title: str = "") -> str:
     """The SVG of the asset graph (or of `chosen`), coloured from the history."""
-    assets = graph.catalogue(graph.build_driver(settings))
+    assets = catalogue.catalogue(catalogue.build_driver(settings))
     names = chosen or list(assets)
-    dot = to_dot(assets, names, asset_status(settings, names), title or "daybreak assets")
-    return render(dot, "svg").decode()
-
-
-def write(path: Path, data: bytes) -> None:
-    """Write atomically: a reader never sees half a picture, an old one stays on failure."""
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(data)
+    states = asset_states(settings, History(settings.state), assets, names)
+    return render(to_dot(assets, names, states, title or "daybreak assets"), "svg").decode()

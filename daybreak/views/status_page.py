@@ -29,8 +29,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from daybreak.config import Settings
-from daybreak.history import History
 from daybreak.logs import redact
+from daybreak.runner.history import History
 
 log = logging.getLogger(__name__)
 
@@ -259,7 +259,7 @@ class StatusSite:
     def log_path(self, run_id: str) -> Path | None:
         if not RUN_ID.fullmatch(run_id):
             return None
-        run = History(self.settings.paths.state).run(run_id)
+        run = History(self.settings.state).run(run_id)
         return Path(run.log_path) if run else None
 
     def log_tail(self, run_id: str) -> str:

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, Protocol
 
-from daybreak.config import ConfigError, Settings
+from daybreak.config import Settings
+from daybreak.errors import ConfigError
 
 
 class UnsafeBlobName(ValueError):

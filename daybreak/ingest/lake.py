@@ -1,9 +1,8 @@
 """The Parquet lake: one CSV in, one typed Parquet file out, or a BadFile naming line and column.
 
 A conversion is a single DuckDB pass (read_csv with explicit types -> COPY to Parquet); rejected
-lines are collected by DuckDB's reject tables rather than by a Python loop. Files are written to
-a hidden temporary name beside the target, flushed to disk and renamed into place, so readers
-and crashes only ever see the old file or the new one.
+lines are collected by DuckDB's reject tables rather than by a Python loop. Files are written
+atomically (daybreak.files), so readers and crashes only ever see the old file or the new one.
 """
 
 from __future__ import annotations
@@ -11,18 +10,16 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
-import os
 import shutil
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
 
-from daybreak.datasets import CsvDataset
+from daybreak.files import atomic_path, publish
+from daybreak.ingest.datasets import CsvDataset
 
-TMP_SUFFIX = ".tmp"
 _MAX_PROBLEMS = 20
 
 
@@ -136,25 +133,6 @@ def _select_list(dataset: CsvDataset, extra: dict[str, str], table: str = "") ->
         )
     parts += [f"{expr} AS {col}" for col, expr in extra.items()]
     return ", ".join(parts)
-
-
-@contextlib.contextmanager
-def atomic_path(dest: Path) -> Iterator[Path]:
-    """A hidden temporary path beside `dest`; on success it is flushed and renamed onto `dest`.
-
-    On an exception (or a kill) `dest` keeps its previous content and the temporary file is
-    removed (or, after a kill, cleaned by the next `clean_stale_tmp`).
-    """
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:8]}{TMP_SUFFIX}")
-    try:
-        yield tmp
-        with tmp.open("r+b") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, dest)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
 
 
 def convert_csv(
@@ -272,10 +250,7 @@ def convert_batch(
         )
         counts = [int(rows[str(part)]) for part in written]
         for part, item in zip(written, items, strict=True):
-            with part.open("r+b") as fh:
-                os.fsync(fh.fileno())
-            item.dest.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(part, item.dest)  # same filesystem: the batch folder is in the lake
+            publish(part, item.dest)  # same filesystem: the batch folder is in the lake
         return counts
     finally:
         with contextlib.suppress(duckdb.Error):
@@ -326,15 +301,3 @@ def _raise_for_blank_required(
         ).fetchall()
         problems += [Problem("required value is blank", line=ln, column=column) for (ln,) in lines]
     raise BadFile(name, sorted(problems, key=lambda p: p.line or 0))
-
-
-def clean_stale_tmp(folder: Path) -> int:
-    """Remove temporary files a killed writer left under `folder`; return how many."""
-    if not folder.is_dir():
-        return 0
-    removed = 0
-    for path in folder.rglob(f".*{TMP_SUFFIX}"):
-        with contextlib.suppress(FileNotFoundError):
-            path.unlink()
-            removed += 1
-    return removed

@@ -20,60 +20,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from daybreak import clock
 from daybreak.logs import current_run, make_handler, redact
-from daybreak.state import connect, init_db
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS runs (
-    run_id        TEXT PRIMARY KEY,
-    job           TEXT,
-    selection     TEXT NOT NULL,
-    trigger       TEXT NOT NULL,
-    scheduled_for TEXT,
-    status        TEXT NOT NULL,
-    started_at    TEXT NOT NULL,
-    ended_at      TEXT,
-    seconds       REAL,
-    pid           INTEGER NOT NULL,
-    host          TEXT NOT NULL,
-    log_path      TEXT NOT NULL,
-    error         TEXT
-);
-CREATE INDEX IF NOT EXISTS runs_by_job ON runs (job, started_at);
-CREATE TABLE IF NOT EXISTS asset_attempts (
-    run_id     TEXT NOT NULL,
-    asset      TEXT NOT NULL,
-    attempt    INTEGER NOT NULL,
-    status     TEXT NOT NULL,
-    started_at TEXT NOT NULL,
-    ended_at   TEXT,
-    seconds    REAL,
-    error      TEXT,
-    traceback  TEXT,
-    report     TEXT,
-    PRIMARY KEY (run_id, asset, attempt)
-);
-CREATE INDEX IF NOT EXISTS attempts_by_asset ON asset_attempts (asset, status, ended_at);
-CREATE TABLE IF NOT EXISTS ticks (
-    job           TEXT NOT NULL,
-    scheduled_for TEXT NOT NULL,
-    outcome       TEXT NOT NULL,
-    run_id        TEXT,
-    recorded_at   TEXT NOT NULL,
-    PRIMARY KEY (job, scheduled_for)
-);
-CREATE TABLE IF NOT EXISTS tracked_runs (
-    run_id     TEXT NOT NULL,
-    ui_url     TEXT NOT NULL,
-    dag_run_id INTEGER NOT NULL,
-    sent_at    TEXT NOT NULL,
-    PRIMARY KEY (run_id, ui_url)
-);
-"""
-
-
-def now_utc() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
+from daybreak.state import StateDb, StateLayout
 
 
 def iso(moment: dt.datetime | None) -> str | None:
@@ -115,23 +64,13 @@ class RunRecord:
 class History:
     """The runs, attempts and ticks tables; open one per thread or task, connections are cheap."""
 
-    def __init__(self, state_dir: Path) -> None:
-        state_dir.mkdir(parents=True, exist_ok=True)
-        self.path = state_dir / "daybreak.sqlite"
-        self.log_dir = state_dir / "logs"
-        self.log_dir.mkdir(parents=True, exist_ok=True)
-        init_db(self.path, _SCHEMA)
+    def __init__(self, layout: StateLayout) -> None:
+        self.layout = layout
+        self.db = StateDb(layout)
+        layout.logs.mkdir(parents=True, exist_ok=True)
 
-    @contextlib.contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
-        con = connect(self.path)
-        con.row_factory = sqlite3.Row
-        try:
-            con.execute("PRAGMA synchronous=NORMAL")
-            with con:
-                yield con
-        finally:
-            con.close()
+    def _connect(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
+        return self.db.transaction()
 
     # -- runs -----------------------------------------------------------------------------
 
@@ -143,9 +82,9 @@ class History:
         trigger: str = "manual",
         scheduled_for: dt.datetime | None = None,
     ) -> str:
-        started = now_utc()
+        started = clock.now()
         run_id = f"{started:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
-        log_path = self.log_dir / f"{run_id}.log"
+        log_path = self.layout.run_log(run_id)
         with self._connect() as con:
             con.execute(
                 "INSERT INTO runs (run_id, job, selection, trigger, scheduled_for, status, "
@@ -156,7 +95,7 @@ class History:
         return run_id
 
     def finish_run(self, run_id: str, status: str, error: str | None = None) -> None:
-        ended = now_utc()
+        ended = clock.now()
         with self._connect() as con:
             row = con.execute("SELECT started_at FROM runs WHERE run_id = ?", (run_id,)).fetchone()
             seconds = (ended - dt.datetime.fromisoformat(row["started_at"])).total_seconds()
@@ -185,12 +124,12 @@ class History:
                     "UPDATE runs SET status = 'interrupted', ended_at = ?, "
                     "error = coalesce(error, 'interrupted: the runner stopped before it ended') "
                     "WHERE run_id = ?",
-                    (iso(now_utc()), run_id),
+                    (iso(clock.now()), run_id),
                 )
                 con.execute(
                     "UPDATE asset_attempts SET status = 'interrupted', ended_at = ? "
                     "WHERE run_id = ? AND status = 'running'",
-                    (iso(now_utc()), run_id),
+                    (iso(clock.now()), run_id),
                 )
         return gone
 
@@ -217,7 +156,7 @@ class History:
             con.execute(
                 "INSERT OR REPLACE INTO asset_attempts (run_id, asset, attempt, status, "
                 "started_at) VALUES (?, ?, ?, 'running', ?)",
-                (run_id, asset, attempt, iso(now_utc())),
+                (run_id, asset, attempt, iso(clock.now())),
             )
 
     def finish_attempt(
@@ -236,12 +175,12 @@ class History:
             con.execute(
                 "INSERT OR IGNORE INTO asset_attempts (run_id, asset, attempt, status, started_at) "
                 "VALUES (?, ?, ?, 'running', ?)",
-                (run_id, asset, attempt, iso(now_utc())),
+                (run_id, asset, attempt, iso(clock.now())),
             )
             con.execute(
                 "UPDATE asset_attempts SET status = ?, ended_at = ?, seconds = ?, error = ?, "
                 "traceback = ?, report = ? WHERE run_id = ? AND asset = ? AND attempt = ?",
-                (status, iso(now_utc()), round(seconds, 3), redact(error) if error else None,
+                (status, iso(clock.now()), round(seconds, 3), redact(error) if error else None,
                  redact(traceback) if traceback else None, to_json(report), run_id, asset,
                  attempt),
             )  # fmt: skip
@@ -290,7 +229,7 @@ class History:
             con.execute(
                 "INSERT OR REPLACE INTO ticks (job, scheduled_for, outcome, run_id, recorded_at) "
                 "VALUES (?, ?, ?, ?, ?)",
-                (job, iso(scheduled_for), outcome, run_id, iso(now_utc())),
+                (job, iso(scheduled_for), outcome, run_id, iso(clock.now())),
             )
 
     def ticks(self, job: str, limit: int = 20) -> list[dict[str, Any]]:
@@ -301,13 +240,13 @@ class History:
             ).fetchall()
         return [dict(r) for r in rows]
 
-    # -- Hamilton UI mirror (daybreak.tracking) ---------------------------------------------
+    # -- Hamilton UI mirror (daybreak.views.hamilton_ui_mirror) ---------------------------
 
     def mark_tracked(self, run_id: str, ui_url: str, dag_run_id: int) -> None:
         with self._connect() as con:
             con.execute(
                 "INSERT OR REPLACE INTO tracked_runs VALUES (?, ?, ?, ?)",
-                (run_id, ui_url, dag_run_id, iso(now_utc())),
+                (run_id, ui_url, dag_run_id, iso(clock.now())),
             )
 
     def untracked_runs(self, ui_url: str, since: dt.datetime, limit: int) -> list[RunRecord]:
@@ -325,7 +264,7 @@ class History:
 
     def prune(self, retention_days: int) -> int:
         """Delete runs (with their attempts, ticks and log files) older than the retention."""
-        cutoff = iso(now_utc() - dt.timedelta(days=retention_days))
+        cutoff = iso(clock.now() - dt.timedelta(days=retention_days))
         with self._connect() as con:
             old = con.execute(
                 "SELECT run_id, log_path FROM runs WHERE started_at < ? AND status <> 'running'",
@@ -343,7 +282,7 @@ class History:
     @contextlib.contextmanager
     def run_log(self, run_id: str) -> Iterator[Path]:
         """Copy every log line written in this context (this run) into the run's log file."""
-        path = self.log_dir / f"{run_id}.log"
+        path = self.layout.run_log(run_id)
         handler = make_handler(logging.FileHandler(path, encoding="utf-8"))
         handler.addFilter(lambda record: current_run.get() == run_id)
         root = logging.getLogger()
