@@ -1,27 +1,32 @@
 # daybreak porcelain: every target bootstraps .venv from requirements.lock first (once; a repeat
-# installs nothing unless pyproject.toml or the lock changed). Tests run through nox (noxfile.py).
+# installs nothing unless pyproject.toml or the lock changed), through daybreak/venv.py, which
+# also serves `py runner.py ...` with no make at all. Tests run through nox (noxfile.py).
+#
+# Works with GNU make on Linux and macOS, and on Windows (OS=Windows_NT: .venv\Scripts, `py -3`)
+# from cmd.exe, PowerShell or Git Bash: recipes are single commands with no shell syntax.
 
+VENV := .venv
+ifeq ($(OS),Windows_NT)
+PYTHON ?= py -3
+PY     := $(VENV)\Scripts\python.exe
+NOX    := $(VENV)\Scripts\nox.exe
+UV     := $(VENV)\Scripts\uv.exe
+else
 PYTHON ?= python3
-VENV   := .venv
 PY     := $(VENV)/bin/python
+NOX    := $(VENV)/bin/nox
 UV     := $(VENV)/bin/uv
+endif
 STAMP  := $(VENV)/.daybreak-installed
-UV_VERSION := 0.13.9
 
 .DEFAULT_GOAL := help
 .PHONY: help bootstrap daily-sales runner ui lineage demo-data test bench lint typecheck lock clean
 
 help:  ## list the targets
-	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+	@$(PYTHON) -c "import re; [print('  make %-12s %s' % m) for m in re.findall(r'^([a-z-]+):.*?## (.*)$$', open('Makefile').read(), re.M)]"
 
-# --compile-bytecode: imports read .pyc from the start (and on machines that set
-# PYTHONDONTWRITEBYTECODE they never would otherwise): a runner command starts ~1 s sooner.
 $(STAMP): pyproject.toml requirements.lock
-	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	@test -x $(UV) || $(PY) -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
-	$(UV) pip sync --quiet --compile-bytecode --python $(PY) requirements.lock
-	$(UV) pip install --quiet --python $(PY) --no-deps -e .
-	@touch $@
+	$(PYTHON) daybreak/venv.py
 
 bootstrap: $(STAMP)  ## create .venv and install daybreak with its locked dependencies
 
@@ -41,20 +46,20 @@ demo-data: $(STAMP)  ## (re)write the demo landing zone
 	$(PY) -m daybreak.ingest.demo
 
 test: $(STAMP)  ## the whole test suite (installs Azurite from npm and Chromium from Debian on first use)
-	$(VENV)/bin/nox -s tests
+	$(NOX) -s tests
 
 SCALE ?= small
 bench: $(STAMP)  ## benchmarks beside their floors (SCALE=small|large): bench/results/, docs/PERFORMANCE.md
-	$(VENV)/bin/nox -s bench -- --scale $(SCALE)
+	$(NOX) -s bench -- --scale $(SCALE)
 
-lint: $(STAMP)  ## ruff
-	$(VENV)/bin/nox -s lint
+lint: $(STAMP)  ## ruff and the rooms' import contracts (import-linter)
+	$(NOX) -s lint
 
 typecheck: $(STAMP)  ## mypy
-	$(VENV)/bin/nox -s typecheck
+	$(NOX) -s typecheck
 
 lock: $(STAMP)  ## re-resolve requirements.lock from pyproject.toml
 	$(UV) pip compile pyproject.toml --extra dev --universal --python-version 3.11 -o requirements.lock
 
 clean:  ## remove everything daybreak wrote under data/ (landing zone, lake, state)
-	rm -rf data
+	$(PYTHON) -c "import shutil; shutil.rmtree('data', ignore_errors=True)"

@@ -125,7 +125,9 @@ class SharePointConfig(_Strict):
     site_path: str
     authority_host: str = "https://login.microsoftonline.com"
     graph_url: str = "https://graph.microsoft.com/v1.0"
-    max_attempts: Annotated[int, Field(ge=1, le=20)] = 5
+    # Tries per Graph call before the asset fails as transient; the asset's retry policy (60,
+    # 120, ... s) is the retry layer, so 1 by default (more for standalone use).
+    max_attempts: Annotated[int, Field(ge=1, le=20)] = 1
     backoff_seconds: Annotated[float, Field(ge=0, strict=False)] = 2.0
 
 
@@ -148,7 +150,9 @@ class TableauConfig(_Strict):
     # Ask the server for its REST API version (recommended); else TSC's default or api_version.
     use_server_version: bool = True
     api_version: str | None = None
-    max_attempts: Annotated[int, Field(ge=1, le=20)] = 4
+    # Publish tries before the export fails as transient; the export asset's retry policy is the
+    # retry layer, so 1 by default (more for the script run by hand).
+    max_attempts: Annotated[int, Field(ge=1, le=20)] = 1
     backoff_seconds: Annotated[float, Field(ge=0, strict=False)] = 5.0
     keep_backups: Annotated[int, Field(ge=1, le=1000)] = 7
 
@@ -194,6 +198,26 @@ class FreshnessConfig(_Strict):
     deadline: Annotated[str, AfterValidator(_wall_time)] | None = None
     timezone: Annotated[str, AfterValidator(_valid_timezone)] = "Europe/London"
     max_age_hours: Annotated[float, Field(gt=0, strict=False)] | None = None
+
+
+class HeartbeatConfig(_Strict):
+    """Pings to an outside monitor (the URL: DAYBREAK_HEARTBEAT_URL in the environment or .env)."""
+
+    interval_minutes: Annotated[float, Field(gt=0, le=24 * 60, strict=False)] = 5.0
+    # Also signal each job's start (<url>/start) and failure (<url>/fail).
+    signal_jobs: bool = True
+
+
+class WarehouseConfig(_Strict):
+    """How daybreak shares the DuckDB warehouse with other programs."""
+
+    # A program outside daybreak (the DuckDB CLI, DBeaver, Tableau) holding the warehouse makes a
+    # writer wait; it alerts once after this long and gives up after lock_timeout_minutes.
+    lock_alert_minutes: Annotated[float, Field(gt=0, strict=False)] = 10.0
+    lock_timeout_minutes: Annotated[float, Field(gt=0, strict=False)] = 60.0
+    # After each successful build, a read-only copy for people and BI tools to open (None: off);
+    # relative to the warehouse's folder.
+    reader_copy: str | None = "daybreak_readonly.duckdb"
 
 
 class BackupConfig(_Strict):
@@ -313,6 +337,8 @@ class _File(_Strict):
     ui: UiConfig = UiConfig()
     tracking: TrackingConfig | None = None
     web: WebConfig = WebConfig()
+    heartbeat: HeartbeatConfig = HeartbeatConfig()
+    warehouse: WarehouseConfig = WarehouseConfig()
     markets: Annotated[
         dict[Annotated[str, AfterValidator(_market_code)], Market], Field(min_length=1)
     ]
@@ -338,6 +364,9 @@ class Secrets:
     tableau_username: str | None = None
     tableau_password: SecretStr | None = None
     hamilton_api_key: SecretStr | None = None
+    # apprise URLs and the heartbeat check URL carry tokens: secrets like the rest.
+    alert_urls: SecretStr | None = None
+    heartbeat_url: SecretStr | None = None
 
     ENV: ClassVar[dict[str, str]] = {
         "azure_connection_string": "AZURE_STORAGE_CONNECTION_STRING",
@@ -351,6 +380,8 @@ class Secrets:
         "tableau_username": "TABLEAU_USERNAME",
         "tableau_password": "TABLEAU_PASSWORD",
         "hamilton_api_key": "HAMILTON_API_KEY",
+        "alert_urls": "DAYBREAK_ALERT_URLS",
+        "heartbeat_url": "DAYBREAK_HEARTBEAT_URL",
     }
     _PLAIN: ClassVar[frozenset[str]] = frozenset(
         {"sharepoint_tenant_id", "sharepoint_client_id", "tableau_token_name", "tableau_username"}
@@ -400,6 +431,8 @@ class Settings:
     ui: UiConfig
     tracking: TrackingConfig | None
     web: WebConfig
+    heartbeat: HeartbeatConfig
+    warehouse: WarehouseConfig
     markets: dict[str, Market]
     jobs: dict[str, JobConfig]
     secrets: Secrets
@@ -407,6 +440,12 @@ class Settings:
     @property
     def market_codes(self) -> list[str]:
         return list(self.markets)
+
+    @property
+    def reader_copy(self) -> Path | None:
+        """The read-only copy of the warehouse for analysts and BI tools, if configured."""
+        name = self.warehouse.reader_copy
+        return None if name is None else self.paths.warehouse.parent / name
 
     @property
     def state(self) -> StateLayout:
@@ -517,6 +556,8 @@ def load_settings(
         ui=parsed.ui,
         tracking=_tracking(parsed),
         web=parsed.web,
+        heartbeat=parsed.heartbeat,
+        warehouse=parsed.warehouse,
         markets=dict(parsed.markets),
         jobs=dict(parsed.jobs),
         secrets=Secrets.from_environ(env),

@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import random
+import re
 from collections.abc import Callable
 from typing import Literal
 
@@ -32,7 +33,15 @@ class UnknownRunError(UsageError):
 
 
 class TransientError(Exception):
-    """A failure that may go away on its own (network, timeout, throttling, a 5xx); retry it."""
+    """A failure that may go away on its own (network, timeout, throttling, a 5xx); retry it.
+
+    `retry_after`: seconds the server asked to be left alone (a 429's Retry-After); the runner
+    waits at least that long before the next attempt.
+    """
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 def backoff_seconds(
@@ -60,6 +69,13 @@ def backoff_seconds(
     return seconds * (1 + jitter * rand())
 
 
+# DuckDB's words when another process holds a database file (Linux names it; Windows does not).
+LOCK_CONFLICT = re.compile(
+    r"Could not set lock on file|Conflicting lock is held|being used by another process|"
+    r"cannot access the file",
+    re.IGNORECASE,
+)
+
 _TRANSIENT_NAMES = {
     # requests / urllib3
     "ConnectionError", "ConnectTimeout", "ReadTimeout", "Timeout", "ChunkedEncodingError",
@@ -72,6 +88,8 @@ _TRANSIENT_NAMES = {
 def is_transient(exc: BaseException) -> bool:
     """Whether retrying may help: network, timeouts, throttling, 5xx, a held lock."""
     if isinstance(exc, TransientError | ConnectionError | TimeoutError):
+        return True
+    if LOCK_CONFLICT.search(str(exc)):  # a program outside daybreak holds the warehouse
         return True
     if type(exc).__name__ in _TRANSIENT_NAMES:
         return True

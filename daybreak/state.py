@@ -43,6 +43,11 @@ class StateLayout:
         return self.logs / f"{run_id}.log"
 
     @property
+    def runner_log(self) -> Path:
+        """The long-lived runner's own log (rotated: runner.log.1, ...)."""
+        return self.logs / "runner.log"
+
+    @property
     def locks(self) -> Path:
         """Lock files: the warehouse writer, one per syncing asset, tag slots."""
         return self.root / "locks"
@@ -154,6 +159,13 @@ MIGRATIONS: list[str] = [
         opened_at TEXT NOT NULL,
         closed_at TEXT
     );
+    """,
+    # 2: a run that failed before its first asset keeps its traceback; an attempt waiting to be
+    # retried says when and out of how many.
+    """
+    ALTER TABLE runs ADD COLUMN traceback TEXT;
+    ALTER TABLE asset_attempts ADD COLUMN next_try_at TEXT;
+    ALTER TABLE asset_attempts ADD COLUMN max_attempts INTEGER;
     """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)

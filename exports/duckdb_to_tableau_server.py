@@ -36,7 +36,7 @@ if __name__ == "__main__":  # run as a script: make the repository importable, u
 import duckdb
 
 from daybreak.config import Settings, load_settings
-from daybreak.errors import ConfigError, backoff_seconds
+from daybreak.errors import ConfigError, TransientError, backoff_seconds
 from daybreak.files import keep_newest, snapshot_path
 from daybreak.logs import redact, setup_logging
 from daybreak.warehouse.lock import warehouse_lock
@@ -54,6 +54,14 @@ class ExportError(Exception):
         self.step = step
         self.exit_code = EXIT_CODES[step]
         super().__init__(f"{step}: {message}")
+
+
+class TransientExportError(ExportError, TransientError):
+    """A step failed in a way that may pass (a 5xx from Tableau Server): the asset retries."""
+
+    def __init__(self, step: str, message: str) -> None:
+        ExportError.__init__(self, step, message)
+        self.retry_after = None
 
 
 @dataclass
@@ -313,7 +321,8 @@ def _publish(settings: Settings, hyper: Path, name: str, project_name: str) -> s
                     status
                 ).startswith("5")
                 if not transient or attempt == tableau.max_attempts:
-                    raise ExportError(
+                    kind = TransientExportError if transient else ExportError
+                    raise kind(
                         "publish",
                         f"publishing {name} to project {project_name!r} failed ({status}) after "
                         f"{attempt} attempt(s)",

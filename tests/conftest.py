@@ -218,3 +218,40 @@ def wait_for(check: Callable[[], bool], seconds: float, what: str) -> None:
     while not check():
         assert time.monotonic() < deadline, f"timed out after {seconds} s waiting for {what}"
         time.sleep(0.25)
+
+
+class Received(list):  # type: ignore[type-arg]
+    """Requests a local HTTP receiver got: (method, path, body) tuples; `url` to send them."""
+
+    url: str = ""
+
+
+@pytest.fixture
+def http_receiver() -> Iterator[Received]:
+    """A local HTTP server that answers 200 to anything and records what it got (alerts,
+    heartbeat pings)."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    got = Received()
+
+    class Handler(BaseHTTPRequestHandler):
+        def _record(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length).decode("utf-8", "replace")
+            got.append((self.command, self.path, body))
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        do_GET = do_POST = do_HEAD = _record
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    got.url = f"http://127.0.0.1:{server.server_address[1]}"
+    yield got
+    server.shutdown()
+    server.server_close()

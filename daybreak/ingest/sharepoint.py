@@ -171,11 +171,13 @@ class GraphClient:
                     raise SharePointError(self._explain_refusal(response, what))
                 problem = f"HTTP {response.status_code}"
                 response.close()
-            if attempt == self.max_attempts:
-                raise TransientError(
-                    f"Graph kept failing for {what} ({problem}) after {attempt} attempts"
-                )
             wait = self._wait(attempt, response)
+            if attempt == self.max_attempts:  # the asset's retry policy takes it from here
+                asked = response is not None and "Retry-After" in response.headers
+                raise TransientError(
+                    f"Graph kept failing for {what} ({problem}) after {attempt} attempts",
+                    retry_after=wait if asked else None,
+                )
             log.warning("Graph %s for %s; retry %d in %.1f s", problem, what, attempt, wait)
             self._sleep(wait)
         raise AssertionError("unreachable")

@@ -108,7 +108,12 @@ class AzureSource:
         if azure is None:  # load_settings has already refused this
             raise ConfigError("source.azure: missing value")
         secrets = settings.secrets
-        kwargs: dict[str, Any] = {"api_version": azure.api_version} if azure.api_version else {}
+        # No retries inside the SDK (azure-core's policy made one call take ~80 s against a
+        # refused connection): the asset's retry policy is the one retry layer. Timeouts bound
+        # each attempt: 20 s to connect, 120 s between bytes of a download.
+        kwargs: dict[str, Any] = {"retry_total": 0, "connection_timeout": 20, "read_timeout": 120}
+        if azure.api_version:
+            kwargs["api_version"] = azure.api_version
         if secrets.azure_connection_string is not None:
             self._client = ContainerClient.from_connection_string(
                 secrets.azure_connection_string.get_secret_value(), azure.container, **kwargs

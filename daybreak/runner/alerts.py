@@ -19,8 +19,10 @@ import os
 import re
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 from daybreak import clock
+from daybreak.config import Settings
 from daybreak.logs import redact
 from daybreak.runner.history import iso
 from daybreak.state import StateDb, StateLayout
@@ -30,8 +32,10 @@ log = logging.getLogger(__name__)
 URLS_ENV = "DAYBREAK_ALERT_URLS"
 
 
-def alert_urls(environ: dict[str, str] | None = None) -> list[str]:
-    raw = (environ if environ is not None else os.environ).get(URLS_ENV, "")
+def alert_urls(settings: Settings) -> list[str]:
+    """The apprise URLs: DAYBREAK_ALERT_URLS from the environment, else from .env."""
+    configured = settings.secrets.alert_urls
+    raw = os.environ.get(URLS_ENV) or (configured.get_secret_value() if configured else "")
     return [u for u in re.split(r"[\s,]+", raw) if u]
 
 
@@ -112,6 +116,20 @@ class Alerter:
             self.send(
                 f"daybreak: {job} missed its {tick:%Y-%m-%d %H:%M} UTC run",
                 f"The runner was not running at {iso(tick)}; the tick was not replayed.",
+            )
+
+    def warehouse_held(
+        self, holder: dict[str, Any], waited: dt.timedelta, what: str, warehouse: Path
+    ) -> None:
+        """A program outside daybreak has held the warehouse long enough to say so (once)."""
+        program = holder.get("program") or "another program"
+        who = f"{program} (pid {holder['pid']})" if holder.get("pid") else program
+        if self._open(f"warehouse-held:{warehouse}:{holder.get('pid')}"):
+            self.send(
+                f"daybreak: the warehouse is held by {who}",
+                f"{what} has waited {waited.total_seconds() / 60:.0f} min for {warehouse}, which "
+                f"{who} has open. Close that session (DuckDB CLI, DBeaver, Tableau) or point it at "
+                "the read-only copy; the build goes on by itself once it is free.",
             )
 
     def stale(self, asset: str, deadline: dt.datetime, last_success: str | None) -> None:

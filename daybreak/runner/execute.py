@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import threading
+import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +21,7 @@ from hamilton import driver
 from daybreak.assets import catalogue
 from daybreak.config import Settings
 from daybreak.ingest import demo
+from daybreak.logs import redact
 from daybreak.runner.alerts import Alerter, alert_urls
 from daybreak.runner.freshness import freshness
 from daybreak.runner.history import History, RunRecord
@@ -50,6 +52,9 @@ class RunOutcome:
     status: str  # success | failed | interrupted
     log_path: Path
     results: list[AssetResult] = field(default_factory=list)
+    error: str | None = None
+    # What failed the run before or around its assets (a bad name, dbt that does not parse).
+    exception: BaseException | None = field(default=None, repr=False)
 
 
 def execute_run(
@@ -64,25 +69,34 @@ def execute_run(
     history: History | None = None,
     observers: Sequence[ObserverFactory] = (),
 ) -> RunOutcome:
-    """Run `selection` (assets or groups) with the upstream assets it needs, and record it."""
+    """Run `selection` (assets or groups) with the upstream assets it needs, and record it.
+
+    The run is recorded before anything that can fail: building the graph (dbt's parse
+    included), resolving the selection, the observers. Whatever fails, the run ends `failed` with
+    its error and traceback in the history, and a job's failure is alerted; the exception is on
+    the outcome (`error_kind` says whether it was a bad name or config), never raised, except
+    Ctrl-C, which is recorded as `interrupted` and raised.
+    """
     history = history or History(settings.state)
-    dr = catalogue.build_driver(settings)
-    assets = catalogue.catalogue(dr)
-    selected = catalogue.select(assets, selection)
-    plan = catalogue.with_upstream(assets, selected)
-    # What the selection needs runs only if it is not fresh; what was selected always runs.
-    current = {
-        f.asset: f.last_success or ""
-        for f in freshness(settings, history, assets=[a for a in plan if a not in selected])
-        if f.state == "fresh" and f.asset not in selected and not full_refresh
-    }
-    run_id = history.start_run(plan, job=job, trigger=trigger, scheduled_for=scheduled_for)
-    status, error, results = "failed", None, []
+    run_id = history.start_run(selection, job=job, trigger=trigger, scheduled_for=scheduled_for)
+    status, error, trace, results = "failed", None, None, []
+    failure: BaseException | None = None
     watching: list[RunObserver] = []
     with history.run_log(run_id) as log_path:
-        log.info("run %s started (%s%s): %s", run_id, trigger, f", job {job}" if job else "",
-                 ", ".join(plan))  # fmt: skip
         try:
+            dr = catalogue.build_driver(settings)
+            assets = catalogue.catalogue(dr)
+            selected = catalogue.select(assets, selection)
+            plan = catalogue.with_upstream(assets, selected)
+            history.set_selection(run_id, plan)
+            log.info("run %s started (%s%s): %s", run_id, trigger, f", job {job}" if job else "",
+                     ", ".join(plan))  # fmt: skip
+            # What the selection needs runs only if it is not fresh; what was selected always runs.
+            current = {
+                f.asset: f.last_success or ""
+                for f in freshness(settings, history, assets=[a for a in plan if a not in selected])
+                if f.state == "fresh" and f.asset not in selected and not full_refresh
+            }
             record = history.run(run_id)
             assert record is not None
             for factory in observers:
@@ -98,6 +112,7 @@ def execute_run(
             ctx = RunContext(
                 history, run_id, settings.retries, stop or threading.Event(),
                 concurrency=settings.concurrency, layout=settings.state, on_recorded=recorded,
+                settings=settings,
             )  # fmt: skip
             inputs = {"settings": settings, **run_inputs(full_refresh=full_refresh)}
             results = materialize(dr, assets, plan, inputs, ctx, fresh=current)
@@ -106,14 +121,20 @@ def execute_run(
             if stop is not None and stop.is_set() and bad:
                 status = "interrupted"
             error = f"{bad[0].name}: {bad[0].summary}" if bad else None
-        except BaseException as exc:  # recorded before it propagates (Ctrl-C included)
-            status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
-            error = f"{type(exc).__name__}: {exc}"
+        except KeyboardInterrupt:  # recorded, then Ctrl-C goes on up
+            status, error = "interrupted", "interrupted (Ctrl-C)"
             raise
+        except Exception as exc:  # before or around the assets: still a recorded, alerted run
+            failure = exc
+            status, error = "failed", redact(f"{type(exc).__name__}: {exc}")
+            trace = redact(traceback.format_exc())
+            log.error("run %s failed before its assets could run: %s", run_id, error)
         finally:
-            history.finish_run(run_id, status, error)
+            history.finish_run(run_id, status, error, trace)
             for observer in watching:
                 observer.run_finished(status)
             log.info("run %s %s", run_id, status)
-            Alerter(settings.state, alert_urls()).run_finished(job, run_id, status, error, log_path)
-    return RunOutcome(run_id, status, log_path, results)
+            Alerter(settings.state, alert_urls(settings)).run_finished(
+                job, run_id, status, error, log_path
+            )
+    return RunOutcome(run_id, status, log_path, results, error, failure)

@@ -59,6 +59,7 @@ class RunRecord:
     host: str
     log_path: str
     error: str | None
+    traceback: str | None = None
 
 
 class History:
@@ -94,15 +95,26 @@ class History:
             )  # fmt: skip
         return run_id
 
-    def finish_run(self, run_id: str, status: str, error: str | None = None) -> None:
+    def set_selection(self, run_id: str, selection: list[str]) -> None:
+        """The run's plan, once it is known (a run is recorded before its graph is built)."""
+        with self._connect() as con:
+            con.execute(
+                "UPDATE runs SET selection = ? WHERE run_id = ?", (json.dumps(selection), run_id)
+            )
+
+    def finish_run(
+        self, run_id: str, status: str, error: str | None = None, traceback: str | None = None
+    ) -> None:
         ended = clock.now()
         with self._connect() as con:
             row = con.execute("SELECT started_at FROM runs WHERE run_id = ?", (run_id,)).fetchone()
             seconds = (ended - dt.datetime.fromisoformat(row["started_at"])).total_seconds()
             con.execute(
-                "UPDATE runs SET status = ?, ended_at = ?, seconds = ?, error = ? WHERE run_id = ?",
-                (status, iso(ended), round(seconds, 3), redact(error) if error else None, run_id),
-            )
+                "UPDATE runs SET status = ?, ended_at = ?, seconds = ?, error = ?, traceback = ? "
+                "WHERE run_id = ?",
+                (status, iso(ended), round(seconds, 3), redact(error) if error else None,
+                 redact(traceback) if traceback else None, run_id),
+            )  # fmt: skip
 
     def mark_interrupted(
         self, *, host: str | None = None, pids: set[int] | None = None
@@ -117,7 +129,7 @@ class History:
                 r["run_id"]
                 for r in rows
                 if (pids is not None and r["pid"] in pids)
-                or (pids is None and r["pid"] != os.getpid() and not _alive(r["pid"]))
+                or (pids is None and r["pid"] != os.getpid() and not process_alive(r["pid"]))
             ]
             for run_id in gone:
                 con.execute(
@@ -170,7 +182,10 @@ class History:
         error: str | None = None,
         traceback: str | None = None,
         report: Any = None,
+        next_try_at: dt.datetime | None = None,
+        max_attempts: int | None = None,
     ) -> None:
+        """An attempt's end; a `retrying` one says when the next try is, out of how many."""
         with self._connect() as con:
             con.execute(
                 "INSERT OR IGNORE INTO asset_attempts (run_id, asset, attempt, status, started_at) "
@@ -179,11 +194,26 @@ class History:
             )
             con.execute(
                 "UPDATE asset_attempts SET status = ?, ended_at = ?, seconds = ?, error = ?, "
-                "traceback = ?, report = ? WHERE run_id = ? AND asset = ? AND attempt = ?",
+                "traceback = ?, report = ?, next_try_at = ?, max_attempts = ? "
+                "WHERE run_id = ? AND asset = ? AND attempt = ?",
                 (status, iso(clock.now()), round(seconds, 3), redact(error) if error else None,
-                 redact(traceback) if traceback else None, to_json(report), run_id, asset,
-                 attempt),
+                 redact(traceback) if traceback else None, to_json(report), iso(next_try_at),
+                 max_attempts, run_id, asset, attempt),
             )  # fmt: skip
+
+    def retrying(self) -> list[dict[str, Any]]:
+        """Assets of running runs that wait for their next try: run, asset, attempt n of m, the
+        error, when the next try is."""
+        with self._connect() as con:
+            rows = con.execute(
+                "SELECT a.run_id, a.asset, a.attempt, a.max_attempts, a.error, a.next_try_at "
+                "FROM asset_attempts a JOIN runs r USING (run_id) "
+                "WHERE r.status = 'running' AND a.status = 'retrying' AND NOT EXISTS ("
+                " SELECT 1 FROM asset_attempts later WHERE later.run_id = a.run_id"
+                " AND later.asset = a.asset AND later.attempt > a.attempt) "
+                "ORDER BY a.next_try_at"
+            ).fetchall()
+        return [dict(r) for r in rows]
 
     def attempts(self, run_id: str) -> list[dict[str, Any]]:
         with self._connect() as con:
@@ -296,7 +326,7 @@ class History:
             handler.close()
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
     """Whether a process with this pid runs on this machine."""
     if os.name == "nt":  # the Windows branch: no signal 0 there
         import ctypes

@@ -40,13 +40,15 @@ from daybreak import clock
 from daybreak.assets.catalogue import Asset, models_built_by
 from daybreak.assets.dbt_models import DBT_BUILD_KIND, MODEL_KIND
 from daybreak.assets.tags import RetryPolicy, policy_from_tags
-from daybreak.config import RetriesConfig
+from daybreak.config import RetriesConfig, Settings
 from daybreak.errors import is_transient
 from daybreak.logs import asset_context, redact
-from daybreak.runner.concurrency import tag_slot
+from daybreak.runner.alerts import Alerter, alert_urls
+from daybreak.runner.concurrency import WAREHOUSE_TAG, tag_slot
 from daybreak.runner.history import History
 from daybreak.state import StateLayout
 from daybreak.warehouse.dbt_project import DbtBuildFailed, DbtBuildReport, DbtProject
+from daybreak.warehouse.lock import wait_until_free
 
 log = logging.getLogger(__name__)
 
@@ -121,6 +123,27 @@ class RunContext:
     layout: StateLayout | None = None
     # Called with (asset, attempt) once the history has recorded an attempt's end (UI mirror).
     on_recorded: Callable[[str, int], None] | None = None
+    # With settings, a warehouse writer first waits for programs outside daybreak to let go.
+    settings: Settings | None = None
+
+    def clear_warehouse(self, names: list[str], tags: dict[str, str]) -> None:
+        """Wait until no program outside daybreak holds the warehouse, if these assets write it;
+        alert once when it takes longer than [warehouse] lock_alert_minutes."""
+        if self.settings is None or tags.get(WAREHOUSE_TAG) != "true":
+            return
+        settings, what = self.settings, ", ".join(names)
+        config = settings.warehouse
+
+        def alert(holder: dict[str, Any], waited: dt.timedelta) -> None:
+            Alerter(settings.state, alert_urls(settings)).warehouse_held(
+                holder, waited, what, settings.paths.warehouse
+            )
+
+        wait_until_free(
+            settings.paths.warehouse, settings.state, what,
+            alert_after=dt.timedelta(minutes=config.lock_alert_minutes),
+            timeout=dt.timedelta(minutes=config.lock_timeout_minutes), on_long_wait=alert,
+        )  # fmt: skip
 
     @contextlib.contextmanager
     def slots(self, names: list[str], tags: dict[str, str]) -> Iterator[None]:
@@ -143,7 +166,14 @@ class RunContext:
         if self.history and self.run_id:
             self.history.start_attempt(self.run_id, asset, attempt)
 
-    def finished(self, result: AssetResult, status: str | None = None) -> None:
+    def finished(
+        self,
+        result: AssetResult,
+        status: str | None = None,
+        *,
+        next_try_at: dt.datetime | None = None,
+        max_attempts: int | None = None,
+    ) -> None:
         if self.history and self.run_id:
             report = result.value
             if isinstance(report, DbtBuildReport):  # a model keeps its own part of the build
@@ -152,7 +182,7 @@ class RunContext:
             self.history.finish_attempt(
                 self.run_id, result.name, result.attempts, status or result.status,
                 seconds=result.seconds, error=result.error, traceback=result.traceback,
-                report=report,
+                report=report, next_try_at=next_try_at, max_attempts=max_attempts,
             )  # fmt: skip
             if self.on_recorded is not None:
                 self.on_recorded(result.name, result.attempts)
@@ -188,8 +218,12 @@ def _with_retries(name: str, asset: Asset, call: Callable[[], Any], ctx: RunCont
         if not retry:
             ctx.finished(result)
             return result
-        ctx.finished(result, "retrying")
-        wait = policy.wait(attempt)
+        # A server that said when to come back (429 Retry-After) is not asked sooner.
+        wait = max(policy.wait(attempt), float(getattr(result.exception, "retry_after", 0) or 0))
+        ctx.finished(
+            result, "retrying", next_try_at=clock.now() + dt.timedelta(seconds=wait),
+            max_attempts=policy.max_retries + 1,
+        )  # fmt: skip
         log.warning(
             "transient failure; retry %d of %d in %.1f s", attempt, policy.max_retries, wait
         )
@@ -256,8 +290,13 @@ def materialize(
 
     def run_python(name: str) -> AssetResult:
         overrides = {up: results[up].value for up in assets[name].upstream if up in results}
-        with asset_context(name), ctx.slots([name], assets[name].tags):
-            call = partial(_execute, dr, name, inputs, overrides)
+        tags = assets[name].tags
+
+        def call() -> Any:
+            ctx.clear_warehouse([name], tags)  # inside the attempt: a failure is the asset's
+            return _execute(dr, name, inputs, overrides)
+
+        with asset_context(name), ctx.slots([name], tags):
             return _with_retries(name, assets[name], call, ctx)
 
     pending = [name for name in plan if name not in results]
@@ -283,8 +322,10 @@ def materialize(
                     ctx.started(name, 1)
                 built = {}
                 if to_build:
-                    with ctx.slots(to_build, assets[to_build[0]].tags):
-                        built = _build_models(dr, to_build, inputs)
+                    tags = assets[to_build[0]].tags
+                    with ctx.slots(to_build, tags):
+                        clear = partial(ctx.clear_warehouse, to_build, tags)
+                        built = _build_models(dr, to_build, inputs, clear)
                 for result in built.values():
                     ctx.finished(result)
                 results.update(built)
@@ -320,13 +361,18 @@ def _model_wave(
 
 
 def _build_models(
-    dr: driver.Driver, models: list[str], inputs: dict[str, Any]
+    dr: driver.Driver,
+    models: list[str],
+    inputs: dict[str, Any],
+    clear: Callable[[], None] = lambda: None,
 ) -> dict[str, AssetResult]:
-    """Build `models` in one dbt invocation; one AssetResult per model."""
+    """Build `models` in one dbt invocation (once `clear` says the warehouse is free); one
+    AssetResult per model."""
     label = "dbt:" + ",".join(models) if len(models) <= 3 else f"dbt:{len(models)} models"
     started = time.monotonic()
     with asset_context(label):
         try:
+            clear()
             dbt: DbtProject = dr.execute(["dbt_project"], inputs=inputs)["dbt_project"]
             report = dbt.build(models, full_refresh=inputs["full_refresh"])
         except DbtBuildFailed as failed:

@@ -13,7 +13,10 @@ Time comes from daybreak.clock (tests set it). Policies (each tested in tests/te
   ones are recorded as `missed`, not replayed. A job with no recorded tick starts from now.
 - An exception in a run is recorded in its history and never stops the scheduler.
 - On stop (SIGINT/SIGTERM), no new run starts; running ones get `grace` seconds (their retry
-  waits end at once), then whatever still runs is marked `interrupted`.
+  waits end at once), then whatever still runs is marked `interrupted`. The loop sleeps in slices
+  of a second, so a stop is seen within one, on Windows too.
+- With a Heartbeat, the loop also wakes to ping the outside monitor on its interval, and each
+  job's start and failure are signalled to it.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import datetime as dt
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -30,12 +34,15 @@ from daybreak import clock
 from daybreak.config import JobConfig, Settings
 from daybreak.runner.alerts import Alerter, alert_urls
 from daybreak.runner.freshness import freshness
+from daybreak.runner.heartbeat import Heartbeat
 from daybreak.runner.history import History
+from daybreak.runner.instance import RunnerInstance
 from daybreak.runner.schedules import CronSchedule
 
 log = logging.getLogger(__name__)
 
 MAX_SLEEP = dt.timedelta(minutes=5)
+SLEEP_SLICE = 1.0  # seconds: how soon a stop (Ctrl-C on Windows included) is noticed
 
 
 def schedule_of(job: JobConfig) -> CronSchedule | None:
@@ -62,8 +69,12 @@ class Scheduler:
         *,
         run_job: RunJob,
         history: History | None = None,
+        heartbeat: Heartbeat | None = None,
+        instance: RunnerInstance | None = None,
     ) -> None:
         self.settings = settings
+        self.heartbeat = heartbeat
+        self.instance = instance
         self.history = history or History(settings.state)
         self.run_job = run_job
         self.stop = threading.Event()
@@ -75,7 +86,7 @@ class Scheduler:
         self._running: dict[str, threading.Thread] = {}
         self._next: dict[str, dt.datetime] = {}
         self._pruned_on: dt.date | None = None
-        self.alerter = Alerter(settings.state, alert_urls())
+        self.alerter = Alerter(settings.state, alert_urls(settings))
 
     def _missed(self, name: str, tick: dt.datetime) -> None:
         self.history.record_tick(name, tick, "missed")
@@ -138,7 +149,26 @@ class Scheduler:
 
     def next_wakeup(self, now: dt.datetime) -> dt.datetime:
         upcoming = [t for t in self._next.values()] or [now + MAX_SLEEP]
+        if self.heartbeat is not None:
+            upcoming.append(self.heartbeat.next_due())
         return min(min(upcoming), now + MAX_SLEEP)
+
+    def _sleep(self, seconds: float) -> None:
+        """Sleep `seconds`, or less if stopped: in slices of at most a second, since a long
+        Event.wait in the main thread is not interrupted by Ctrl-C on Windows before 3.14."""
+        deadline = time.monotonic() + seconds
+        while not self.stop.is_set():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            self.stop.wait(min(left, SLEEP_SLICE))
+
+    def _beat(self, now: dt.datetime) -> None:
+        """Ping the outside monitor when due, and record that the runner is alive."""
+        if self.heartbeat is not None:
+            self.heartbeat.beat_if_due(now)
+        if self.instance is not None:
+            self.instance.beat(running=self.running())
 
     def next_run(self, name: str, now: dt.datetime | None = None) -> dt.datetime | None:
         schedule = self.schedules.get(name)
@@ -162,14 +192,21 @@ class Scheduler:
 
     def _run(self, name: str, tick: dt.datetime, trigger: str) -> None:
         job = self.settings.jobs[name]
+        if self.heartbeat is not None:
+            self.heartbeat.job_started(name)
         try:
             outcome = self.run_job(
                 self.settings, job.select, job=name, trigger=trigger, scheduled_for=tick,
                 stop=self.stop, history=self.history,
             )  # fmt: skip
             self.history.record_tick(name, tick, "ran", getattr(outcome, "run_id", None))
-        except Exception:  # recorded; the scheduler goes on
+            failed = getattr(outcome, "status", "success") == "failed"
+            error = getattr(outcome, "error", None)
+        except Exception as exc:  # execute_run records its own failures; this is a last guard
             log.exception("%s: the run crashed", name)
+            failed, error = True, f"{type(exc).__name__}: {exc}"
+        if failed and self.heartbeat is not None:
+            self.heartbeat.job_failed(name, error)
 
     def running(self) -> list[str]:
         return [name for name, t in self._running.items() if t.is_alive()]
@@ -186,11 +223,12 @@ class Scheduler:
             now = clock.now()
             self.due(now)
             self.check_freshness(now)
+            self._beat(now)
             if self._pruned_on != now.date():  # retention is in days: once a day is enough
                 self.history.prune(self.settings.history.retention_days)
                 self._pruned_on = now.date()
             wait = (self.next_wakeup(clock.now()) - clock.now()).total_seconds()
-            self.stop.wait(max(wait, 0.05))
+            self._sleep(max(wait, 0.05))
         log.info(
             "stopping: waiting up to %.0f s for %s", grace, ", ".join(self.running()) or "nothing"
         )

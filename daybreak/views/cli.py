@@ -9,6 +9,7 @@ import argparse
 import datetime as dt
 import json
 import logging
+import os
 import signal
 import sys
 import threading
@@ -21,15 +22,19 @@ from daybreak.assets import catalogue
 from daybreak.config import Settings, load_settings
 from daybreak.errors import ConfigError, UnknownNameError, UnknownRunError, UsageError
 from daybreak.files import write_atomic
-from daybreak.logs import redact, setup_logging
+from daybreak.logs import current_run, make_handler, redact, setup_logging
+from daybreak.runner.check import check
 from daybreak.runner.execute import ObserverFactory, execute_run
+from daybreak.runner.heartbeat import Heartbeat
 from daybreak.runner.history import History
+from daybreak.runner.instance import RunnerInstance
 from daybreak.runner.materialize import format_summary
 from daybreak.runner.scheduler import Scheduler
 from daybreak.views import lineage
 from daybreak.views.status import asset_states, jobs_data, status_data
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+RUNNER_LOG_BYTES, RUNNER_LOG_FILES = 5_000_000, 5  # the runner's own log: at most 30 MB
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -124,6 +129,30 @@ def _parser() -> argparse.ArgumentParser:
     _common(p)
     p.add_argument("run_id", metavar="RUN_ID")
     p.set_defaults(handler=_logs)
+
+    p = sub.add_parser(
+        "check",
+        help="check everything a scheduled run depends on (config, secrets, jobs, dbt, exports, "
+        "schedules) without running anything; exit 2 naming each problem",
+    )
+    _common(p)
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(handler=_check)
+
+    p = sub.add_parser(
+        "service",
+        help="start the runner at boot or logon and after a crash: a Windows Task Scheduler "
+        "task, a systemd user unit or a launchd agent",
+    )
+    _common(p)
+    p.add_argument("action", choices=["install", "uninstall", "status"])
+    p.add_argument("--dry-run", action="store_true", help="print what would be registered")
+    p.add_argument(
+        "--platform", choices=["windows", "linux", "macos"], default=None,
+        help="which system's definition (default: this one; with --dry-run, any)",
+    )  # fmt: skip
+    p.add_argument("--user", default="", help="Windows: the account the task runs as")
+    p.set_defaults(handler=_service)
     return parser
 
 
@@ -140,6 +169,11 @@ def _execute(settings: Settings, names: list[str], full: bool, job: str | None =
     outcome = execute_run(
         settings, names, job=job, full_refresh=full, observers=observers(settings)
     )
+    if outcome.exception is not None:  # before any asset ran: one line, the run to look at
+        print(f"error: {outcome.error}", file=sys.stderr)
+        print(f"run {outcome.run_id}: {outcome.status} (`runner.py logs {outcome.run_id}`)")
+        bad_input = isinstance(outcome.exception, ConfigError | UsageError)
+        return EXIT_USAGE if bad_input else EXIT_FAILED
     print(format_summary(outcome.results))
     print(f"run {outcome.run_id}: {outcome.status} (log: {outcome.log_path})")
     return EXIT_OK if outcome.status == "success" else EXIT_FAILED
@@ -196,9 +230,23 @@ def _status(settings: Settings, args: argparse.Namespace) -> int:
         print(
             f"  {name:<36} {asset['freshness']:<6} last success: {asset['last_success'] or 'never'}"
         )
+    runner = data["runner"]
+    if runner.get("alive"):
+        print(f"runner: alive, pid {runner['pid']} since {runner['started_at']}, last heartbeat "
+              f"{runner.get('last_heartbeat') or '-'}")  # fmt: skip
+    else:
+        print(f"runner: not running (last seen {runner.get('last_seen') or 'never'})")
     print(f"running: {', '.join(data['running']) or 'nothing'}")
+    for retry in data["retrying"]:
+        print(f"retrying: {retry['asset']} attempt {retry['attempt']} of "
+              f"{retry['max_attempts'] or '?'} failed, next try {retry['next_try_at']}: "
+              f"{(retry['error'] or '').splitlines()[0] if retry['error'] else ''}")  # fmt: skip
     if data["warehouse_lock"]:
         print(f"warehouse lock held by: {data['warehouse_lock']}")
+    if data["warehouse_held_outside"]:
+        held = data["warehouse_held_outside"]
+        print(f"warehouse held outside daybreak by {held.get('program')} (pid {held.get('pid')}) "
+              f"since {held.get('since')}: {held.get('waiting')} waits")  # fmt: skip
     for waiter in data["waiting_for_warehouse"]:
         who = f"{waiter['what']} (pid {waiter['pid']}, since {waiter['since']})"
         print(f"waiting for the warehouse: {who}")
@@ -264,8 +312,91 @@ def _ui(settings: Settings, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _check(settings: Settings, args: argparse.Namespace) -> int:
+    problems, counts = check(settings)
+    if args.json:
+        print(json.dumps({"ok": not problems, "checked": counts,
+                          "problems": [p.as_json() for p in problems]}, indent=2))  # fmt: skip
+    elif problems:
+        for problem in problems:
+            print(f"error: {problem}", file=sys.stderr)
+    else:
+        print(
+            f"ok: {settings.config_path}: {counts['jobs']} jobs ({counts['scheduled']} "
+            f"scheduled), {counts['assets']} assets, {counts['dbt_models']} dbt models, "
+            f"{counts['exports']} exports"
+        )
+    return EXIT_USAGE if problems else EXIT_OK
+
+
+def _service(settings: Settings, args: argparse.Namespace) -> int:
+    from daybreak.runner import service
+
+    here = service.platform_name()
+    platform = args.platform or here
+    if platform != here and not args.dry_run:
+        raise UsageError(f"--platform {platform}: only with --dry-run on {here}")
+    root = Path(__file__).resolve().parents[2]
+    python = Path(sys.executable)
+    if platform == "windows" and here != "windows":
+        python = root / ".venv" / "Scripts" / "python.exe"
+    target = service.Target(
+        python=python, runner=root / "runner.py", config=settings.config_path, workdir=root,
+        user=args.user,
+    )  # fmt: skip
+    plan = service.plan(target, platform, Path.home(), settings.state)
+    for line in service.apply(args.action, plan, dry_run=args.dry_run):
+        print(line)
+    return EXIT_OK
+
+
+def _runner_log(settings: Settings) -> logging.Handler:
+    """The runner's own log: a rotating file in the state folder, besides the console."""
+    from logging.handlers import RotatingFileHandler
+
+    settings.state.logs.mkdir(parents=True, exist_ok=True)
+    rotating = RotatingFileHandler(
+        settings.state.runner_log, maxBytes=RUNNER_LOG_BYTES, backupCount=RUNNER_LOG_FILES,
+        encoding="utf-8", delay=True,
+    )  # fmt: skip
+    handler = make_handler(rotating)
+    handler.addFilter(lambda record: current_run.get() is None)  # runs have their own files
+    logging.getLogger().addHandler(handler)
+    return handler
+
+
+def _heartbeat(settings: Settings) -> Heartbeat | None:
+    url = settings.secrets.heartbeat_url
+    if url is None:
+        return None
+    interval = dt.timedelta(minutes=settings.heartbeat.interval_minutes)
+    return Heartbeat(url.get_secret_value(), interval, signal_jobs=settings.heartbeat.signal_jobs)
+
+
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
-    scheduler = Scheduler(settings, run_job=partial(execute_run, observers=observers(settings)))
+    log = logging.getLogger(__name__)
+    with RunnerInstance(settings.state) as instance:
+        handler = _runner_log(settings)
+        try:
+            log.info("runner pid %d started on %s (log: %s)", os.getpid(), settings.config_path,
+                     settings.state.runner_log)  # fmt: skip
+            problems, _ = check(settings)
+            for problem in problems:
+                log.warning("check: %s (its job fails when it runs, until fixed)", problem)
+            if not problems:
+                log.info("check: the config, jobs, dbt project and exports are in order")
+            return _schedule(settings, args, instance)
+        finally:
+            logging.getLogger().removeHandler(handler)
+            handler.close()
+
+
+def _schedule(settings: Settings, args: argparse.Namespace, instance: RunnerInstance) -> int:
+    heartbeat = _heartbeat(settings)
+    scheduler = Scheduler(
+        settings, run_job=partial(execute_run, observers=observers(settings)),
+        heartbeat=heartbeat, instance=instance,
+    )  # fmt: skip
     page = None
     if settings.web.enabled and not args.no_web:
         from daybreak.views import status_page

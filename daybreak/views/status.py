@@ -17,6 +17,7 @@ from daybreak.assets.catalogue import Asset
 from daybreak.config import Settings
 from daybreak.runner.freshness import freshness
 from daybreak.runner.history import History, RunRecord
+from daybreak.runner.instance import runner_state
 from daybreak.runner.scheduler import schedule_of
 from daybreak.warehouse import lock
 
@@ -99,8 +100,9 @@ def jobs_data(settings: Settings) -> dict[str, dict[str, Any]]:
 
 def status_data(settings: Settings, recent_runs: int = 15) -> dict[str, Any]:
     """What `status --json`, the status page and /api/status show: jobs (schedule, next run, last
-    result), every asset's state, recent runs with what failed and why, what is running and who
-    holds the warehouse."""
+    result), every asset's state, recent runs with what failed and why, what is running, what
+    waits to be retried (attempt n of m, the error, the next try), whether the runner is alive,
+    and who holds or waits for the warehouse."""
     history = History(settings.state)
     jobs = {}
     for name, job in jobs_data(settings).items():
@@ -123,6 +125,9 @@ def status_data(settings: Settings, recent_runs: int = 15) -> dict[str, Any]:
         "assets": assets,
         "recent_runs": [run_entry(history, r) for r in recent],
         "running": running,
+        "retrying": history.retrying(),
+        "runner": runner_state(settings.state),
         "warehouse_lock": lock.holder(settings.state),
         "waiting_for_warehouse": lock.waiting(settings.state),
+        "warehouse_held_outside": lock.outside_holder(settings.state),
     }

@@ -136,10 +136,39 @@ class Page:
 
     def _running(self, data: dict[str, Any]) -> str:
         lines = []
+        runner = data.get("runner") or {}
+        if runner.get("alive"):
+            beat, since = runner.get("last_heartbeat"), self.when(runner.get("started_at"))
+            lines.append(
+                f"Runner alive: pid {_h(runner.get('pid'))} since {_h(since)}"
+                + (f", last heartbeat {_h(self.when(beat))}." if beat else ".")
+            )
+        else:
+            seen = runner.get("last_seen")
+            lines.append(
+                "The runner is not running"
+                + (f"; last seen {_h(self.when(seen))}." if seen else " and has never run here.")
+            )
+        for retry in data.get("retrying", []):
+            of = f" of {retry['max_attempts']}" if retry.get("max_attempts") else ""
+            lines.append(
+                f"{_h(retry['asset'])} is retrying: attempt {retry['attempt']}{of} failed "
+                f"({_h((retry.get('error') or '').splitlines()[0] if retry.get('error') else '')});"
+                f" next try {_h(self.when(retry.get('next_try_at')))}."
+            )
         if data["running"]:
             lines.append(f"Running now: {_h(', '.join(data['running']))}.")
         if data.get("warehouse_lock"):
             lines.append(f"Warehouse in use by {_h(data['warehouse_lock'])}.")
+        outside = data.get("warehouse_held_outside")
+        if outside:
+            program = outside.get("program") or "another program"
+            pid = f" (pid {outside['pid']})" if outside.get("pid") else ""
+            lines.append(
+                f"The warehouse is held by {_h(program)}{_h(pid)} outside daybreak since "
+                f"{_h(self.when(outside.get('since')))}: {_h(outside.get('waiting'))} waits for it."
+                " Close that session, or open the read-only copy instead."
+            )
         for waiter in data.get("waiting_for_warehouse", []):
             lines.append(f"Waiting for the warehouse: {_h(waiter.get('what'))}.")
         return f'<section id="running"><p>{" ".join(lines)}</p></section>' if lines else ""

@@ -1,7 +1,9 @@
-"""A consistent, rotated copy of the DuckDB warehouse, taken while no one can write it."""
+"""Copies of the DuckDB warehouse: rotated backups, and the read-only copy for analysts."""
 
 from __future__ import annotations
 
+import logging
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,6 +13,8 @@ import duckdb
 from daybreak.files import atomic_path, keep_newest, snapshot_path
 from daybreak.state import StateLayout
 from daybreak.warehouse.lock import warehouse_lock
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -42,3 +46,31 @@ def backup_warehouse(warehouse: Path, layout: StateLayout, keep: int) -> BackupR
             shutil.copyfile(warehouse, tmp)
     kept = keep_newest(folder, warehouse.stem, warehouse.suffix, keep)
     return BackupReport(str(target), target.stat().st_size, len(kept))
+
+
+def publish_reader_copy(warehouse: Path, target: Path) -> Path:
+    """A checkpointed copy of the warehouse at `target`, for people and BI tools to open.
+
+    The caller holds the warehouse lock. The copy is written beside `target` and renamed onto
+    it, so nobody ever needs a lock a reader holds: on Linux and macOS a reader that has the old
+    copy open keeps reading it; on Windows an open file cannot be replaced, so the new copy waits
+    as `<name>.next<suffix>` and replaces the old one at the next build after the reader closed
+    it (returned: where the new copy is).
+    """
+    con = duckdb.connect(str(warehouse))
+    try:
+        con.execute("CHECKPOINT")  # fold the write-ahead log in, so the copy is complete
+    finally:
+        con.close()
+    waiting = target.with_name(f"{target.stem}.next{target.suffix}")
+    with atomic_path(waiting) as tmp:
+        shutil.copyfile(warehouse, tmp)
+    try:
+        os.replace(waiting, target)
+    except PermissionError:  # Windows: a reader has the old copy open
+        log.warning(
+            "the read-only copy %s is open in another program; the new one waits as %s and "
+            "takes its place at the next build after it is closed", target, waiting,
+        )  # fmt: skip
+        return waiting
+    return target

@@ -11,6 +11,7 @@ starting dbt at all. Every invocation gets the vars daybreak derives from the co
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import logging
@@ -24,7 +25,9 @@ from typing import Any
 import duckdb
 
 from daybreak.config import Settings
-from daybreak.warehouse.lock import warehouse_lock
+from daybreak.errors import LOCK_CONFLICT
+from daybreak.warehouse.backup import publish_reader_copy
+from daybreak.warehouse.lock import wait_until_free, warehouse_lock
 from daybreak.warehouse.markets import write_market_files
 
 log = logging.getLogger(__name__)
@@ -134,6 +137,13 @@ def _release_warehouse() -> None:
         if DuckDBConnectionManager._ENV is not None:
             DuckDBConnectionManager._ENV.close()
             DuckDBConnectionManager._ENV = None
+
+
+def _held_by_another(result: Any) -> bool:
+    """Whether a dbt invocation failed because another process held the warehouse file."""
+    messages = [str(result.exception or "")]
+    messages += [str(r.message or "") for r in (result.result.results if result.result else [])]
+    return any(LOCK_CONFLICT.search(m) for m in messages)
 
 
 def _attached_model(node: Any, manifest: Any) -> str | None:
@@ -305,17 +315,32 @@ class DbtProject:
         args = ["build", "--select", *select, "--indirect-selection", "cautious"]
         if full_refresh:
             args.append("--full-refresh")
-        self.settings.paths.warehouse.parent.mkdir(parents=True, exist_ok=True)
-        with warehouse_lock(self.layout, f"dbt build --select {' '.join(select)}"):
+        warehouse = self.settings.paths.warehouse
+        warehouse.parent.mkdir(parents=True, exist_ok=True)
+        what = f"dbt build --select {' '.join(select)}"
+        timeout = dt.timedelta(minutes=self.settings.warehouse.lock_timeout_minutes)
+        deadline = time.monotonic() + timeout.total_seconds()
+        with warehouse_lock(self.layout, what):
             manifest = self._manifest()
-            try:
-                result = self._invoker().invoke(args, manifest=manifest)
-            finally:
-                _release_warehouse()
+            while True:
+                left = dt.timedelta(seconds=max(deadline - time.monotonic(), 0))
+                wait_until_free(warehouse, self.layout, what, alert_after=left, timeout=left)
+                try:
+                    result = self._invoker().invoke(args, manifest=manifest)
+                finally:
+                    _release_warehouse()
+                # A program that opened the warehouse between the wait and dbt's connect: nothing
+                # was written (dbt could not open the file), so wait for it and build again.
+                if not _held_by_another(result) or time.monotonic() >= deadline:
+                    break
+                log.warning("%s: the warehouse was taken by another program; waiting", what)
             if result.exception is not None and result.result is None:
                 raise DbtError(f"dbt build --select {' '.join(select)}: {result.exception}")
             report = DbtBuildReport(select, self._node_results(result.result, manifest))
             self._count_rows(report)
+            reader = self.settings.reader_copy
+            if reader is not None and report.models and not report.failures:
+                publish_reader_copy(warehouse, reader)
         report.seconds = round(time.monotonic() - started, 3)
         for node in report.nodes:
             rows = f", {node.rows:,} rows" if node.rows is not None else ""
