@@ -200,6 +200,12 @@ class FreshnessConfig(_Strict):
     max_age_hours: Annotated[float, Field(gt=0, strict=False)] | None = None
 
 
+def _file_name(name: str) -> str:
+    if name and (not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_ .-]{0,99}", name) or ".." in name):
+        raise ValueError(f"a plain file name such as 'daybreak_readonly.duckdb', got {name!r}")
+    return name
+
+
 class HeartbeatConfig(_Strict):
     """Pings to an outside monitor (the URL: DAYBREAK_HEARTBEAT_URL in the environment or .env)."""
 
@@ -215,9 +221,9 @@ class WarehouseConfig(_Strict):
     # writer wait; it alerts once after this long and gives up after lock_timeout_minutes.
     lock_alert_minutes: Annotated[float, Field(gt=0, strict=False)] = 10.0
     lock_timeout_minutes: Annotated[float, Field(gt=0, strict=False)] = 60.0
-    # After each successful build, a read-only copy for people and BI tools to open (None: off);
-    # relative to the warehouse's folder.
-    reader_copy: str | None = "daybreak_readonly.duckdb"
+    # After each successful build, a read-only copy for people and BI tools to open, beside the
+    # warehouse ("" turns it off).
+    reader_copy: Annotated[str, AfterValidator(_file_name)] = "daybreak_readonly.duckdb"
 
 
 class BackupConfig(_Strict):
@@ -445,7 +451,7 @@ class Settings:
     def reader_copy(self) -> Path | None:
         """The read-only copy of the warehouse for analysts and BI tools, if configured."""
         name = self.warehouse.reader_copy
-        return None if name is None else self.paths.warehouse.parent / name
+        return self.paths.warehouse.parent / name if name else None
 
     @property
     def state(self) -> StateLayout:

@@ -168,3 +168,47 @@ def _connection(settings: Settings) -> str:
     secret = settings.secrets.azure_connection_string
     assert secret is not None
     return secret.get_secret_value()
+
+
+def test_the_sdk_does_not_retry_on_its_own_so_the_asset_policy_is_the_one_layer(
+    tmp_path: Path,
+) -> None:
+    """Against a server that drops every connection, one listing is one connection (azure-core
+    would otherwise retry it for about 80 s), and the error is one the asset policy retries."""
+    import socket
+    import threading
+
+    from daybreak.errors import is_transient
+    from daybreak.ingest.sources import AzureSource
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    connections = []
+
+    def drop() -> None:
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            connections.append(conn)
+            conn.close()
+
+    threading.Thread(target=drop, daemon=True).start()
+    port = server.getsockname()[1]
+    connection = (
+        "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;"
+        f"AccountKey={DEV_ACCOUNT_KEY};BlobEndpoint=http://127.0.0.1:{port}/devstoreaccount1;"
+    )
+    config = write_config(
+        tmp_path, '\n[source]\nbackend = "azure"\n[source.azure]\ncontainer = "qi"\n'
+    )
+    settings = load_settings(config, environ={"AZURE_STORAGE_CONNECTION_STRING": connection})
+    try:
+        with pytest.raises(Exception) as caught:
+            list(AzureSource(settings).list("UK/"))
+    finally:
+        server.close()
+    assert is_transient(caught.value), repr(caught.value)
+    assert len(connections) == 1

@@ -24,7 +24,16 @@ from hamilton.function_modifiers import tag
 from daybreak.errors import TransientError
 from daybreak.assets.tags import retry_policy
 
-CALLS = {"flaky": 0, "bad": 0}
+CALLS = {"flaky": 0, "bad": 0, "throttled": 0}
+
+@retry_policy(max_retries=2, delay=60, backoff="exponential")
+@tag(group="test")
+def throttled() -> int:
+    """Throttled once, with the server asking for 5 s."""
+    CALLS["throttled"] += 1
+    if CALLS["throttled"] == 1:
+        raise TransientError("429 Too Many Requests", retry_after=5.0)
+    return 1
 
 @retry_policy(max_retries=5, delay=60, backoff="exponential")
 @tag(group="test")
@@ -49,7 +58,7 @@ def downstream(flaky: dict) -> int:
 '''
 
 
-def test_module() -> types.ModuleType:
+def assets_module() -> types.ModuleType:
     return ad_hoc_utils.module_from_source(SOURCE, "daybreak_test_assets")
 
 
@@ -80,18 +89,25 @@ def test_transient_errors_are_told_from_bad_input() -> None:
 
 
 def test_transient_failures_are_retried_and_every_attempt_recorded(tmp_path: Path) -> None:
-    module = test_module()
+    module = assets_module()
     history = History(StateLayout(tmp_path / "state"))
     run_id = history.start_run(["flaky", "downstream"])
     waits: list[float] = []
 
-    class Stop:  # records the waits instead of sleeping them
+    seen: list[list[dict[str, object]]] = []
+
+    class Stop:  # records the waits instead of sleeping them, and what status shows meanwhile
         def wait(self, seconds: float) -> bool:
             waits.append(seconds)
+            seen.append(history.retrying())
             return False
 
     ctx = RunContext(history, run_id, RetriesConfig(delay_scale=0.001), Stop())  # type: ignore[arg-type]
     results = run(module, ["flaky", "downstream"], ctx)
+    # While it waited, the history said: attempt n of 6 failed, with the error and the next try.
+    assert [(r["asset"], r["attempt"], r["max_attempts"]) for (r,) in seen] == [
+        ("flaky", 1, 6), ("flaky", 2, 6)]  # fmt: skip
+    assert "503 (call 1)" in str(seen[0][0]["error"]) and seen[0][0]["next_try_at"]
     assert results["flaky"].status == "success" and results["flaky"].attempts == 3
     assert results["downstream"].value == 6
     assert module.CALLS["flaky"] == 3  # downstream did not make flaky run again
@@ -104,8 +120,22 @@ def test_transient_failures_are_retried_and_every_attempt_recorded(tmp_path: Pat
     assert "503 (call 1)" in history.attempts(run_id)[0]["error"]
 
 
+def test_a_server_that_says_when_to_come_back_is_not_asked_sooner() -> None:
+    module = assets_module()
+    waits: list[float] = []
+
+    class Stop:
+        def wait(self, seconds: float) -> bool:
+            waits.append(seconds)
+            return False
+
+    ctx = RunContext(retries=RetriesConfig(delay_scale=0.001), stop=Stop())  # type: ignore[arg-type]
+    assert run(module, ["throttled"], ctx)["throttled"].status == "success"
+    assert waits == [5.0]  # Retry-After, not the policy's 0.06
+
+
 def test_bad_input_is_not_retried(tmp_path: Path) -> None:
-    module = test_module()
+    module = assets_module()
     history = History(StateLayout(tmp_path / "state"))
     run_id = history.start_run(["bad_input"])
     ctx = RunContext(history, run_id, RetriesConfig(delay_scale=0))
@@ -117,7 +147,7 @@ def test_bad_input_is_not_retried(tmp_path: Path) -> None:
 
 
 def test_config_overrides_the_declared_policy(tmp_path: Path) -> None:
-    module = test_module()
+    module = assets_module()
     retries = RetriesConfig(delay_scale=0, assets={"flaky": RetryOverride(max_retries=1)})
     results = run(module, ["flaky"], RunContext(retries=retries))
     assert results["flaky"].status == "failed" and results["flaky"].attempts == 2
