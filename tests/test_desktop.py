@@ -125,6 +125,7 @@ def test_service_install_dry_run_prints_both_definitions(tmp_path: Path) -> None
     linux = run_runner("service", "install", "--dry-run", config=config, check=True)
     assert "[Service]" in linux.stdout and "Restart=on-failure" in linux.stdout
     assert "would run: systemctl --user enable --now daybreak-runner.service" in linux.stdout
+    assert "<StartWhenAvailable>true</StartWhenAvailable>" in linux.stdout  # and the desktop's
     windows = run_runner("service", "install", "--dry-run", "--platform", "windows",
                          config=config, check=True)  # fmt: skip
     assert "<StartWhenAvailable>true</StartWhenAvailable>" in windows.stdout

@@ -120,6 +120,7 @@ def test_the_page_in_chromium_after_a_success_and_after_a_failure(tmp_path: Path
             page.goto(runner.url)
 
             assert page.title() == "daybreak status"
+            assert f"Runner alive: pid {runner.proc.pid}" in page.locator("#running").inner_text()
             job = page.locator("#jobs tr", has_text="daily_sales_flow")
             assert "success" in job.inner_text()
             for asset in (

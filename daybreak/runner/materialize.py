@@ -48,7 +48,7 @@ from daybreak.runner.concurrency import WAREHOUSE_TAG, tag_slot
 from daybreak.runner.history import History
 from daybreak.state import StateLayout
 from daybreak.warehouse.dbt_project import DbtBuildFailed, DbtBuildReport, DbtProject
-from daybreak.warehouse.lock import wait_until_free
+from daybreak.warehouse.lock import wait_until_free, warehouse_lock
 
 log = logging.getLogger(__name__)
 
@@ -139,11 +139,13 @@ class RunContext:
                 holder, waited, what, settings.paths.warehouse
             )
 
-        wait_until_free(
-            settings.paths.warehouse, settings.state, what,
-            alert_after=dt.timedelta(minutes=config.lock_alert_minutes),
-            timeout=dt.timedelta(minutes=config.lock_timeout_minutes), on_long_wait=alert,
-        )  # fmt: skip
+        # Under daybreak's own writer lock: the probe must not meet this process's own readers.
+        with warehouse_lock(settings.state, what):
+            wait_until_free(
+                settings.paths.warehouse, settings.state, what,
+                alert_after=dt.timedelta(minutes=config.lock_alert_minutes),
+                timeout=dt.timedelta(minutes=config.lock_timeout_minutes), on_long_wait=alert,
+            )  # fmt: skip
 
     @contextlib.contextmanager
     def slots(self, names: list[str], tags: dict[str, str]) -> Iterator[None]:

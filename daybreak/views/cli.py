@@ -6,6 +6,7 @@ Exit codes: 0 success; 1 an asset failed or was skipped; 2 bad config, arguments
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import logging
@@ -337,16 +338,20 @@ def _service(settings: Settings, args: argparse.Namespace) -> int:
     if platform != here and not args.dry_run:
         raise UsageError(f"--platform {platform}: only with --dry-run on {here}")
     root = Path(__file__).resolve().parents[2]
-    python = Path(sys.executable)
-    if platform == "windows" and here != "windows":
-        python = root / ".venv" / "Scripts" / "python.exe"
-    target = service.Target(
-        python=python, runner=root / "runner.py", config=settings.config_path, workdir=root,
-        user=args.user,
-    )  # fmt: skip
-    plan = service.plan(target, platform, Path.home(), settings.state)
-    for line in service.apply(args.action, plan, dry_run=args.dry_run):
-        print(line)
+    # A dry run with no --platform also shows the Windows task: the desktop daybreak is made for.
+    shown = [platform] if args.platform or platform == "windows" or not args.dry_run else [
+        platform, "windows"]  # fmt: skip
+    for name in shown:
+        python = Path(sys.executable)
+        if name == "windows" and here != "windows":
+            python = root / ".venv" / "Scripts" / "python.exe"
+        target = service.Target(
+            python=python, runner=root / "runner.py", config=settings.config_path, workdir=root,
+            user=args.user,
+        )  # fmt: skip
+        plan = service.plan(target, name, Path.home(), settings.state)
+        for line in service.apply(args.action, plan, dry_run=args.dry_run):
+            print(line)
     return EXIT_OK
 
 
@@ -435,3 +440,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         logging.getLogger(__name__).warning("interrupted")
         return 130
+    except BrokenPipeError:  # the output went to `head` or a closed pager: nothing to say
+        with contextlib.suppress(OSError):
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 (so the exit does not complain)
+        return EXIT_OK
