@@ -34,9 +34,12 @@ NS = {"t": service.TASK_XMLNS}
 
 
 def make_dry(*args: str) -> str:
+    """`make -n ARGS` as a user would type it (not as a sub-make of `make test`)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MAKELEVEL", "MFLAGS")}
     done = subprocess.run(
-        ["make", "-n", *args], cwd=ROOT, capture_output=True, text=True, check=True
-    )
+        ["make", "-n", "--no-print-directory", *args],
+        cwd=ROOT, capture_output=True, text=True, check=True, env=env,
+    )  # fmt: skip
     return done.stdout
 
 
