@@ -167,6 +167,10 @@ MIGRATIONS: list[str] = [
     ALTER TABLE asset_attempts ADD COLUMN next_try_at TEXT;
     ALTER TABLE asset_attempts ADD COLUMN max_attempts INTEGER;
     """,
+    # 3: a rerun links to the run it repeats.
+    """
+    ALTER TABLE runs ADD COLUMN rerun_of TEXT;
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -265,18 +265,15 @@ def test_the_scheduler_sleeps_in_slices_so_a_stop_is_seen_within_a_second(
     settings: Settings,
 ) -> None:
     scheduler = Scheduler(settings, run_job=lambda *a, **k: None)
-    waits: list[float] = []
+    slept: list[float] = []
 
-    class Recording(threading.Event):
-        def wait(self, timeout: float | None = None) -> bool:
-            waits.append(timeout or 0)
-            time.sleep(0.001)
-            return self.is_set()
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        time.sleep(min(seconds, 0.01))
 
-    scheduler.stop = Recording()
-    scheduler._sleep(0.05)  # short sleeps are one slice
-    scheduler._sleep(3.5)  # long ones are cut into slices of at most a second
-    assert max(waits) <= SLEEP_SLICE and len(waits) >= 4
+    scheduler._sleep(0.05, sleep)  # short sleeps are one slice
+    scheduler._sleep(3.5, sleep)  # long ones are cut into slices of at most a second
+    assert max(slept) <= SLEEP_SLICE and len(slept) >= 4
     threading.Timer(0.2, scheduler.stop.set).start()
     began = time.monotonic()
     scheduler._sleep(600)

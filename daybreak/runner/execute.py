@@ -14,7 +14,7 @@ import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from hamilton import driver
 
@@ -57,6 +57,22 @@ class RunOutcome:
     exception: BaseException | None = field(default=None, repr=False)
 
 
+def rerun_selection(
+    history: History, assets: dict[str, Any], run: RunRecord, *, from_failure: bool
+) -> list[str]:
+    """What a rerun of `run` runs: its whole plan, or (from_failure) the assets that failed,
+    were skipped or never got to run, and what is downstream of them in that plan."""
+    plan = [a for a in run.selection if a in assets]
+    if not from_failure:
+        return plan
+    latest: dict[str, str] = {}
+    for attempt in history.attempts(run.run_id):
+        latest[attempt["asset"]] = attempt["status"]
+    bad = [a for a in plan if latest.get(a, "never") not in ("success", "fresh")]
+    below = set(catalogue.downstream_of(assets, bad)) if bad else set()
+    return [a for a in plan if a in below]
+
+
 def execute_run(
     settings: Settings,
     selection: list[str],
@@ -68,6 +84,7 @@ def execute_run(
     stop: threading.Event | None = None,
     history: History | None = None,
     observers: Sequence[ObserverFactory] = (),
+    rerun_of: str | None = None,
 ) -> RunOutcome:
     """Run `selection` (assets or groups) with the upstream assets it needs, and record it.
 
@@ -78,7 +95,9 @@ def execute_run(
     Ctrl-C, which is recorded as `interrupted` and raised.
     """
     history = history or History(settings.state)
-    run_id = history.start_run(selection, job=job, trigger=trigger, scheduled_for=scheduled_for)
+    run_id = history.start_run(
+        selection, job=job, trigger=trigger, scheduled_for=scheduled_for, rerun_of=rerun_of
+    )
     status, error, trace, results = "failed", None, None, []
     failure: BaseException | None = None
     watching: list[RunObserver] = []

@@ -60,6 +60,7 @@ class RunRecord:
     log_path: str
     error: str | None
     traceback: str | None = None
+    rerun_of: str | None = None
 
 
 class History:
@@ -82,6 +83,7 @@ class History:
         job: str | None = None,
         trigger: str = "manual",
         scheduled_for: dt.datetime | None = None,
+        rerun_of: str | None = None,
     ) -> str:
         started = clock.now()
         run_id = f"{started:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
@@ -89,9 +91,10 @@ class History:
         with self._connect() as con:
             con.execute(
                 "INSERT INTO runs (run_id, job, selection, trigger, scheduled_for, status, "
-                "started_at, pid, host, log_path) VALUES (?, ?, ?, ?, ?, 'running', ?, ?, ?, ?)",
+                "started_at, pid, host, log_path, rerun_of) "
+                "VALUES (?, ?, ?, ?, ?, 'running', ?, ?, ?, ?, ?)",
                 (run_id, job, json.dumps(selection), trigger, iso(scheduled_for), iso(started),
-                 os.getpid(), socket.gethostname(), str(log_path)),
+                 os.getpid(), socket.gethostname(), str(log_path), rerun_of),
             )  # fmt: skip
         return run_id
 
@@ -230,6 +233,18 @@ class History:
                 (run_id, asset, attempt),
             ).fetchone()
         return dict(row) if row else None
+
+    def asset_attempts(self, asset: str, limit: int = 100) -> list[dict[str, Any]]:
+        """One asset's finished attempts across runs, newest first, with their run's job and
+        trigger: its own history."""
+        with self._connect() as con:
+            rows = con.execute(
+                "SELECT a.*, r.job, r.trigger FROM asset_attempts a JOIN runs r USING (run_id) "
+                "WHERE a.asset = ? AND a.status NOT IN ('running') "
+                "ORDER BY a.started_at DESC, a.rowid DESC LIMIT ?",
+                (asset, limit),
+            ).fetchall()
+        return [dict(r) for r in rows]
 
     def last_success(self) -> dict[str, str]:
         """Each asset's most recent successful materialization (UTC ISO)."""

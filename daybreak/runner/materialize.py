@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import dataclasses
 import datetime as dt
 import logging
 import threading
@@ -180,7 +181,7 @@ class RunContext:
             report = result.value
             if isinstance(report, DbtBuildReport):  # a model keeps its own part of the build
                 own = report.for_model(result.name)
-                report = {"nodes": own} if own else report
+                report = {"nodes": [dataclasses.asdict(n) for n in own]} if own else report
             self.history.finish_attempt(
                 self.run_id, result.name, result.attempts, status or result.status,
                 seconds=result.seconds, error=result.error, traceback=result.traceback,

@@ -153,15 +153,16 @@ class Scheduler:
             upcoming.append(self.heartbeat.next_due())
         return min(min(upcoming), now + MAX_SLEEP)
 
-    def _sleep(self, seconds: float) -> None:
+    def _sleep(self, seconds: float, sleep: Callable[[float], None] = time.sleep) -> None:
         """Sleep `seconds`, or less if stopped: in slices of at most a second, since a long
-        Event.wait in the main thread is not interrupted by Ctrl-C on Windows before 3.14."""
+        Event.wait in the main thread is not interrupted by Ctrl-C on Windows before 3.14.
+        (time.sleep, not Event.wait: it also keeps working under a shifted clock, libfaketime.)"""
         deadline = time.monotonic() + seconds
         while not self.stop.is_set():
             left = deadline - time.monotonic()
             if left <= 0:
                 return
-            self.stop.wait(min(left, SLEEP_SLICE))
+            sleep(min(left, SLEEP_SLICE))
 
     def _beat(self, now: dt.datetime) -> None:
         """Ping the outside monitor when due, and record that the runner is alive."""

@@ -25,14 +25,15 @@ from daybreak.errors import ConfigError, UnknownNameError, UnknownRunError, Usag
 from daybreak.files import write_atomic
 from daybreak.logs import current_run, make_handler, redact, setup_logging
 from daybreak.runner.check import check
-from daybreak.runner.execute import ObserverFactory, execute_run
+from daybreak.runner.execute import ObserverFactory, execute_run, rerun_selection
 from daybreak.runner.heartbeat import Heartbeat
 from daybreak.runner.history import History
 from daybreak.runner.instance import RunnerInstance
 from daybreak.runner.materialize import format_summary
 from daybreak.runner.scheduler import Scheduler
+from daybreak.runner.why import explain
 from daybreak.views import lineage
-from daybreak.views.status import asset_states, jobs_data, status_data
+from daybreak.views.status import asset_page, asset_states, jobs_data, status_data
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 RUNNER_LOG_BYTES, RUNNER_LOG_FILES = 5_000_000, 5  # the runner's own log: at most 30 MB
@@ -97,9 +98,29 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("history", help="recent runs, newest first")
     _common(p)
     p.add_argument("--job", help="only this job's runs")
+    p.add_argument("--asset", help="one asset's own history: its runs, rows, checks, last error")
     p.add_argument("--limit", type=int, default=20, help="how many runs (default 20)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(handler=_history)
+
+    p = sub.add_parser(
+        "why", help="why an asset is (not) current: one sentence and the chain behind it"
+    )
+    _common(p)
+    p.add_argument("asset", metavar="ASSET")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(handler=_why)
+
+    p = sub.add_parser(
+        "rerun", help="run a run again; --from-failure: only what failed or was skipped, and "
+        "what is downstream of it"
+    )  # fmt: skip
+    _common(p)
+    p.add_argument("run_id", metavar="RUN_ID")
+    p.add_argument("--from-failure", action="store_true", help="only the failed and skipped "
+                   "assets and their downstream, not what succeeded")  # fmt: skip
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(handler=_rerun)
 
     p = sub.add_parser(
         "lineage",
@@ -255,6 +276,8 @@ def _status(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _history(settings: Settings, args: argparse.Namespace) -> int:
+    if args.asset:
+        return _asset_history(settings, args)
     runs = History(settings.state).runs(job=args.job, limit=args.limit)
     if args.json:
         print(json.dumps([r.__dict__ for r in runs], indent=2))
@@ -264,6 +287,72 @@ def _history(settings: Settings, args: argparse.Namespace) -> int:
         print(f"{r.run_id}  {r.job or '(materialize)':<30} {r.trigger:<9} {r.status:<11} "
               f"{seconds:>9}  {r.error or ''}")  # fmt: skip
     return EXIT_OK
+
+
+def _asset_history(settings: Settings, args: argparse.Namespace) -> int:
+    page = asset_page(settings, args.asset, limit=args.limit)
+    if args.json:
+        print(json.dumps(page, indent=2))
+        return EXIT_OK
+    state = page["state"]
+    print(f"{page['asset']} ({page['group']}): {state['status']}, last success "
+          f"{state['last_success'] or 'never'}")  # fmt: skip
+    print(f"  why: {page['why']['sentence']}")
+    print(f"  upstream: {', '.join(page['upstream']) or '-'}")
+    print(f"  downstream: {', '.join(page['downstream']) or '-'}")
+    for found in page["checks"]:
+        rows = f" ({found['failing_rows']} failing rows)" if found["failing_rows"] else ""
+        print(f"  check {found['check']}: {found['status']}{rows}")
+    for r in page["runs"]:
+        seconds = f"{r['seconds']:.1f} s" if r["seconds"] is not None else "-"
+        rows = f"{r['rows']:,} rows" if r["rows"] is not None else ""
+        print(f"  {r['run_id']}  {r['status']:<11} {seconds:>9} {rows:>14}  "
+              f"{(r['error'] or '').splitlines()[0] if r['error'] else ''}")  # fmt: skip
+    return EXIT_OK
+
+
+def _why(settings: Settings, args: argparse.Namespace) -> int:
+    assets = catalogue.catalogue(catalogue.build_driver(settings))
+    if args.asset not in assets:
+        raise UnknownNameError(f"unknown asset {args.asset!r} (see `runner.py assets`)")
+    found = explain(settings, History(settings.state), assets, args.asset)
+    if args.json:
+        print(json.dumps(found.as_json(), indent=2))
+        return EXIT_OK
+    print(found.sentence)
+    for cause in found.chain:
+        print(f"  - {cause.text}")
+        if cause.log_line:
+            print(f"    log: {cause.log_line}")
+        for bad in cause.files[:3]:
+            print(f"    {bad['blob']}: {'; '.join(bad['problems'][:2])}")
+    return EXIT_OK
+
+
+def _rerun(settings: Settings, args: argparse.Namespace) -> int:
+    history = History(settings.state)
+    run = history.run(args.run_id)
+    if run is None:
+        raise UnknownRunError(f"unknown run {args.run_id!r} (see `runner.py history`)")
+    assets = catalogue.catalogue(catalogue.build_driver(settings))
+    selection = rerun_selection(history, assets, run, from_failure=args.from_failure)
+    if not selection:
+        print(f"run {run.run_id} has nothing that failed or was skipped: nothing to rerun")
+        return EXIT_OK
+    outcome = execute_run(
+        settings, selection, job=run.job, trigger="rerun", rerun_of=run.run_id,
+        observers=observers(settings),
+    )  # fmt: skip
+    if args.json:
+        print(json.dumps({"run_id": outcome.run_id, "rerun_of": run.run_id,
+                          "status": outcome.status, "selection": selection,
+                          "results": [{"asset": r.name, "status": r.status}
+                                      for r in outcome.results]}, indent=2))  # fmt: skip
+    else:
+        print(format_summary(outcome.results))
+        print(f"run {outcome.run_id} (rerun of {run.run_id}): {outcome.status} "
+              f"(log: {outcome.log_path})")  # fmt: skip
+    return EXIT_OK if outcome.status == "success" else EXIT_FAILED
 
 
 def _logs(settings: Settings, args: argparse.Namespace) -> int:

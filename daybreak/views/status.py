@@ -8,6 +8,7 @@ and the warehouse lock: no state of its own.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from typing import Any
 
@@ -15,10 +16,12 @@ from daybreak import clock
 from daybreak.assets import catalogue
 from daybreak.assets.catalogue import Asset
 from daybreak.config import Settings
+from daybreak.errors import UnknownNameError
 from daybreak.runner.freshness import freshness
 from daybreak.runner.history import History, RunRecord
 from daybreak.runner.instance import runner_state
 from daybreak.runner.scheduler import schedule_of
+from daybreak.runner.why import explain
 from daybreak.warehouse import lock
 
 # An asset's colour on the page and in the lineage picture.
@@ -56,6 +59,76 @@ def asset_states(
             "error": attempt["error"] if attempt and colour == "failed" else None,
         }
     return found
+
+
+def rows_written(report: Any, asset: str) -> int | None:
+    """The rows an attempt wrote, from the report the history keeps (a sync, a model, an
+    export, the budget); None where the report says nothing of rows."""
+    if not isinstance(report, dict):
+        return None
+    if isinstance(report.get("rows_loaded"), int):
+        return int(report["rows_loaded"])
+    rows = report.get("rows")
+    if isinstance(rows, int):
+        return rows
+    if isinstance(rows, dict):
+        return sum(v for v in rows.values() if isinstance(v, int))
+    for node in _nodes(report):
+        if node.get("name") == asset and node.get("resource_type") == "model":
+            return node.get("rows")
+    return None
+
+
+def _nodes(report: dict[str, Any]) -> list[dict[str, Any]]:
+    nodes = report.get("nodes")
+    return [n for n in nodes if isinstance(n, dict)] if isinstance(nodes, list) else []
+
+
+def checks_of(report: Any, asset: str) -> list[dict[str, Any]]:
+    """The dbt tests of a model, as its checks: name, pass | warn | fail | error, failing rows."""
+    if not isinstance(report, dict):
+        return []
+    return [
+        {"check": n["name"], "status": n["status"], "failing_rows": n.get("failures"),
+         "message": n.get("message") if n["status"] != "pass" else None}
+        for n in _nodes(report)
+        if n.get("attached_to") == asset and n.get("resource_type") in ("test", "unit_test")
+    ]  # fmt: skip
+
+
+def asset_page(settings: Settings, name: str, limit: int = 60) -> dict[str, Any]:
+    """One asset's own page (`history --asset`, /assets/NAME): its runs with status, duration and
+    rows written, its checks, its last error, why it is in its state, its neighbours."""
+    history = History(settings.state)
+    assets = catalogue.catalogue(catalogue.build_driver(settings))
+    if name not in assets:
+        raise UnknownNameError(f"unknown asset {name!r} (see `runner.py assets`)")
+    attempts = history.asset_attempts(name, limit=limit)
+    runs = []
+    for a in attempts:
+        report = json.loads(a["report"]) if a["report"] else None
+        runs.append({
+            "run_id": a["run_id"], "job": a["job"], "trigger": a["trigger"],
+            "attempt": a["attempt"], "status": a["status"], "started_at": a["started_at"],
+            "ended_at": a["ended_at"], "seconds": a["seconds"],
+            "rows": rows_written(report, name), "error": a["error"],
+        })  # fmt: skip
+    last_with_report = next((a for a in attempts if a["report"]), None)
+    checks = checks_of(json.loads(last_with_report["report"]), name) if last_with_report else []
+    last_error = next((a for a in attempts if a["error"]), None)
+    return {
+        "asset": name,
+        "group": assets[name].group,
+        "description": assets[name].description,
+        "upstream": list(assets[name].upstream),
+        "downstream": [a for a in catalogue.downstream_of(assets, [name]) if a != name],
+        "state": asset_states(settings, history, assets, [name])[name],
+        "why": explain(settings, history, assets, name).as_json(),
+        "checks": checks,
+        "last_error": {"run_id": last_error["run_id"], "error": last_error["error"]}
+        if last_error else None,
+        "runs": runs,
+    }  # fmt: skip
 
 
 def run_entry(history: History, run: RunRecord) -> dict[str, Any]:
@@ -116,7 +189,11 @@ def status_data(settings: Settings, recent_runs: int = 15) -> dict[str, Any]:
             "last_seconds": last.seconds if last else None,
             "last_error": last.error if last else None,
         }
-    assets = asset_states(settings, history, catalogue.catalogue(catalogue.build_driver(settings)))
+    graph = catalogue.catalogue(catalogue.build_driver(settings))
+    assets = asset_states(settings, history, graph)
+    for name, state in assets.items():  # what is not current says why, in one sentence
+        if state["status"] != "success":
+            state["why"] = explain(settings, history, graph, name).sentence
     recent = history.runs(limit=recent_runs)
     running = [r.run_id for r in history.runs(limit=50) if r.status == "running"]
     return {

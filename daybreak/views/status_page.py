@@ -29,12 +29,15 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from daybreak.config import Settings
+from daybreak.errors import UnknownNameError
 from daybreak.logs import redact
 from daybreak.runner.history import History
+from daybreak.views.status import asset_page
 
 log = logging.getLogger(__name__)
 
 RUN_ID = re.compile(r"[0-9]{8}T[0-9]{6}Z-[0-9a-f]{6}")
+ASSET = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,200}")
 LOG_TAIL_LINES = 40
 BADGE = {
     "success": "ok", "fresh": "ok",
@@ -234,13 +237,63 @@ class Page:
 
     def _assets(self, assets: dict[str, Any]) -> str:
         rows = [
-            f'<tr id="row-{_h(name)}"><td>{_h(name)}</td><td class=muted>{_h(a["group"])}</td>'
+            f'<tr id="row-{_h(name)}"><td><a href="/assets/{_h(name)}">{_h(name)}</a></td>'
+            f"<td class=muted>{_h(a['group'])}</td>"
             f"<td>{self.badge(a['freshness'])}</td><td>{_h(self.when(a['last_success']))}</td>"
-            f"<td>{_h(self.when(a.get('deadline')))}</td></tr>"
+            f"<td>{_h(self.when(a.get('deadline')))}</td>"
+            f'<td class="why">{_h(a.get("why"))}</td></tr>'
             for name, a in assets.items()
         ]
-        headers = ["asset", "group", "freshness", "last success", "deadline owed"]
+        headers = ["asset", "group", "freshness", "last success", "deadline owed", "why"]
         return _table("assets", "Assets", headers, rows)
+
+    def _asset_run(self, r: dict[str, Any]) -> str:
+        rows = f"{r['rows']:,}" if r["rows"] is not None else "-"
+        error = (r["error"] or "").splitlines()[0] if r["error"] else ""
+        return (
+            f"<tr><td>{_h(r['run_id'])}</td><td>{_h(r['job'] or '(materialize)')}</td>"
+            f"<td>{self.badge(r['status'])}</td><td>{_h(self.when(r['started_at']))}</td>"
+            f"<td>{self.seconds(r['seconds'])}</td><td>{_h(rows)}</td>"
+            f'<td class="err">{_h(error)}</td></tr>'
+        )
+
+    def render_asset(self, data: dict[str, Any]) -> str:
+        """One asset's page: why, checks, a chart of rows and duration per day, its runs."""
+        name, state = data["asset"], data["state"]
+
+        def links(names: list[str]) -> str:
+            return ", ".join(f'<a href="/assets/{_h(n)}">{_h(n)}</a>' for n in names) or "-"
+
+        checks = [
+            f"<tr><td>{_h(c['check'])}</td><td>{self.badge(c['status'])}</td>"
+            f"<td>{_h(c['failing_rows'])}</td><td class=err>{_h(c['message'])}</td></tr>"
+            for c in data["checks"]
+        ]
+        runs = [self._asset_run(r) for r in data["runs"]]
+        error = data.get("last_error")
+        parts = [
+            "<!doctype html><html lang=en><head><meta charset=utf-8>",
+            f'<meta http-equiv="refresh" content="{self.refresh}">',
+            '<meta name=viewport content="width=device-width, initial-scale=1">',
+            f"<title>{_h(name)} - daybreak</title><style>{CSS}</style></head><body>",
+            f'<header><h1>{_h(name)}</h1><p><a href="/" style="color:#fff">all assets</a> · '
+            f"{_h(data['group'])}</p></header><main>",
+            f'<div class="banner {"ok" if state["status"] == "success" else "warn"}" id="why">'
+            f"{_h(data['why']['sentence'])}</div>",
+            f'<section id="about"><p>{_h(data["description"])}</p>'
+            f"<p>Upstream: {links(data['upstream'])}</p>"
+            f"<p>Downstream: {links(data['downstream'])}</p></section>",
+            _table("checks", "Checks (dbt tests)", ["check", "result", "failing rows", "message"],
+                   checks) if checks else "",
+            '<section id="chart"><h2>Rows and duration per day</h2>'
+            f"{_chart(data['runs'])}</section>",
+            f'<section id="last-error"><h2>Last error</h2><p>run {_h(error["run_id"])}</p>'
+            f'<pre class="log">{_h(error["error"])}</pre></section>' if error else "",
+            _table("runs", "Runs", ["run", "job", "status", "started", "took", "rows", "error"],
+                   runs),
+            "</main></body></html>",
+        ]  # fmt: skip
+        return "\n".join(p for p in parts if p)
 
     def _lineage(self, svg: str | None) -> str:
         if svg is None:
@@ -251,6 +304,38 @@ class Page:
             "red failed, grey never run; hover an asset for its last success.</p>"
             f'<div class="lineage">{body}</div></section>'
         )
+
+
+def _chart(runs: list[dict[str, Any]], width: int = 640, height: int = 90) -> str:
+    """Rows written and duration per day as two small inline SVG bar charts (no script)."""
+    days: dict[str, tuple[int, float]] = {}
+    for r in runs:
+        if not r["started_at"]:
+            continue
+        day = r["started_at"][:10]
+        rows, seconds = days.get(day, (0, 0.0))
+        days[day] = (rows + (r["rows"] or 0), max(seconds, r["seconds"] or 0.0))
+    if not days:
+        return "<p class=muted>No runs yet.</p>"
+    ordered = sorted(days.items())[-30:]
+    out = []
+    for title, index, unit in (("rows written", 0, "rows"), ("seconds", 1, "s")):
+        top = max(v[index] for _, v in ordered) or 1
+        bar = width / len(ordered)
+        rects = "".join(
+            f'<rect x="{i * bar + 1:.1f}" y="{height - h:.1f}" width="{max(bar - 2, 1):.1f}" '
+            f'height="{h:.1f}" fill="#1a73e8"><title>{_h(day)}: {v[index]:,.0f} {unit}</title>'
+            "</rect>"
+            for i, (day, v) in enumerate(ordered)
+            for h in [max(v[index] / top * (height - 4), 1)]
+        )
+        out.append(
+            f'<figure class="chart" data-series="{_h(title)}"><figcaption>{_h(title)} (max '
+            f"{top:,.0f} {unit}) over {len(ordered)} day(s)</figcaption>"
+            f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+            f'viewBox="0 0 {width} {height}" role="img">{rects}</svg></figure>'
+        )
+    return "".join(out)
 
 
 class StatusSite:
@@ -284,6 +369,15 @@ class StatusSite:
             if run["status"] in ("failed", "interrupted") and len(logs) < 3:
                 logs[run["run_id"]] = self.log_tail(run["run_id"])
         return self.page.render(data, self.svg(), logs)
+
+    def asset_html(self, name: str) -> str | None:
+        if not ASSET.fullmatch(name):
+            return None
+        try:
+            data = asset_page(self.settings, name)
+        except UnknownNameError:
+            return None
+        return self.page.render_asset(data)
 
     def log_path(self, run_id: str) -> Path | None:
         if not RUN_ID.fullmatch(run_id):
@@ -334,6 +428,17 @@ def _handler(site: StatusSite) -> type[BaseHTTPRequestHandler]:
                         self._send(503, "lineage unavailable\n", "text/plain; charset=utf-8")
                     else:
                         self._send(200, svg, "image/svg+xml")
+                elif (m := re.fullmatch(r"/assets/([^/]+)", path)) and (
+                    page := site.asset_html(m.group(1))
+                ) is not None:
+                    self._send(200, page, "text/html; charset=utf-8")
+                elif m := re.fullmatch(r"/api/assets/([A-Za-z0-9_]+)", path):
+                    try:
+                        body = json.dumps(asset_page(site.settings, m.group(1)), indent=2)
+                    except UnknownNameError:
+                        self._send(404, "not found\n", "text/plain; charset=utf-8")
+                    else:
+                        self._send(200, body, "application/json")
                 elif (m := re.fullmatch(r"/runs/([^/]+)/log", path)) and (
                     site.log_path(m.group(1)) is not None
                 ):

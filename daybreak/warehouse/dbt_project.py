@@ -55,6 +55,7 @@ class NodeResult:
     message: str
     attached_to: str | None = None  # the model a test belongs to
     rows: int | None = None  # rows in a model's relation after the build
+    failures: int | None = None  # a test's failing rows
 
     @property
     def failed(self) -> bool:
@@ -364,6 +365,7 @@ class DbtProject:
                 seconds=round(float(r.execution_time or 0.0), 3),
                 message=str(r.message or ""),
                 attached_to=_attached_model(r.node, manifest),
+                failures=r.failures if isinstance(getattr(r, "failures", None), int) else None,
             )
             for r in (results.results if results is not None else [])
         ]
