@@ -93,7 +93,9 @@ class Runner:
         assert self.proc.wait(timeout=60) == 0, self.log.read_text()
 
 
-def check_layout(page: Page) -> None:
+def check_layout(
+    page: Page, sections: tuple[str, ...] = ("#jobs", "#runs", "#assets", "#lineage")
+) -> None:
     """Reads well: nothing wider than the window, every table and the picture on screen."""
     too_wide = page.evaluate(
         """() => [...document.querySelectorAll('body *')]
@@ -101,7 +103,7 @@ def check_layout(page: Page) -> None:
              .map(e => `${e.tagName}#${e.id}.${e.className.baseVal ?? e.className}`)"""
     )
     assert too_wide == [], too_wide
-    for section in ("#jobs", "#runs", "#assets", "#lineage"):
+    for section in sections:
         assert page.locator(section).is_visible(), section
 
 
@@ -130,7 +132,12 @@ def test_the_page_in_chromium_after_a_success_and_after_a_failure(tmp_path: Path
             ):
                 row = page.locator(f"#row-{asset}")
                 assert "fresh" in row.inner_text(), asset
-            assert page.locator("#row-qi_executive_daily_sales").inner_text().count("never") == 1
+            never = page.locator("#row-qi_executive_daily_sales td:nth-child(3)").inner_text()
+            assert never == "never"  # not run by this job
+            assert (
+                "no job runs it"
+                in page.locator("#row-qi_executive_daily_sales td.why").inner_text()
+            )
             assert page.locator("#failures").count() == 0
             assert page.locator("#lineage svg #asset-uk_orders_azure").count() == 1
             assert page.locator('meta[http-equiv="refresh"]').count() == 1
@@ -151,8 +158,20 @@ def test_the_page_in_chromium_after_a_success_and_after_a_failure(tmp_path: Path
             assert "failed" in page.locator("#lineage svg #asset-uk_products_sku").get_attribute(
                 "class"
             )  # type: ignore[operator]
+            # The asset that failed says why on the page, and has a page of its own.
+            row = page.locator("#row-uk_products_sku")
+            assert "uk_products_sku failed" in row.locator("td.why").inner_text()
             check_layout(page)
             page.screenshot(path=str(ARTIFACTS / "status-page-failure.png"), full_page=True)
+            row.locator("a", has_text="uk_products_sku").click()
+            page.wait_for_load_state()
+            assert page.title() == "uk_products_sku - daybreak"
+            assert "wrong delimiter" in page.locator("#why").inner_text()
+            assert page.locator("#runs tr:has(td)").count() == 2  # the success, then the failure
+            assert page.locator("#chart svg").count() == 2  # rows and seconds per day
+            assert "wrong delimiter" in page.locator("#last-error").inner_text()
+            check_layout(page, ("#why", "#about", "#chart", "#last-error", "#runs"))
+            page.screenshot(path=str(ARTIFACTS / "asset-page.png"), full_page=True)
             browser.close()
         assert (ARTIFACTS / "status-page-failure.png").stat().st_size > 10_000
     finally:

@@ -206,6 +206,8 @@ def _sentence(name: str, state: str, chain: list[Cause]) -> str:
     head = next((c for c in chain if c.kind != "deadline"), None)
     if head is None:
         return f"{said}."
+    if head.kind == "never":  # its text says it all
+        return f"{head.text}."
     detail = f" ({head.error})" if head.kind == "failed" and head.error else ""
     return f"{said}: {head.text}{detail}."
 

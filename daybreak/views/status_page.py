@@ -56,7 +56,7 @@ section{background:#fff;border:1px solid #dadce0;border-radius:8px;margin:16px 0
 h2{font-size:16px;margin:4px 0 10px}
 table{border-collapse:collapse;width:100%}
 th,td{text-align:left;padding:5px 8px;border-bottom:1px solid #eee;vertical-align:top}
-td{white-space:nowrap}td.err{white-space:normal;overflow-wrap:anywhere;min-width:24ch}
+td{white-space:nowrap}td.err,td.why{white-space:normal;overflow-wrap:anywhere;min-width:24ch}
 th{font-weight:600;color:#5f6368;font-size:12px;text-transform:uppercase;letter-spacing:.03em}
 .badge{display:inline-block;padding:1px 8px;border-radius:10px;font-size:12px;font-weight:600}
 .ok{background:#d1f2d9;color:#0d652d}.bad{background:#fad2cf;color:#a50e0e}
