@@ -96,7 +96,7 @@ def budget_long(budget_workbook: Path, settings: Settings) -> BudgetTable:
 
 
 @retry_policy(max_retries=5, delay=60, backoff="exponential")
-@tag(group="budget_ingestion", kind="ingestion")
+@tag(group="budget_ingestion", kind="ingestion", source="workbook")
 def daily_sales_budget_exchange_ingest(
     budget_long: BudgetTable, budget_workbook: Path, settings: Settings
 ) -> BudgetReport:

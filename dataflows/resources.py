@@ -40,6 +40,7 @@ def sync_context(
     sync_state: SyncState,
     run_date: dt.date,
     full_refresh: bool,
+    dry_run: bool = False,
 ) -> SyncContext:
     """What every ingestion asset needs to sync a dataset into the lake."""
     return SyncContext(
@@ -51,6 +52,7 @@ def sync_context(
         full_refresh=full_refresh,
         on_bad_file=settings.ingestion.on_bad_file,
         days_back=settings.ingestion.days_back,
+        dry_run=dry_run,
     )
 
 

@@ -85,12 +85,17 @@ def keep_newest(folder: Path, stem: str, suffix: str, keep: int) -> list[Path]:
     return snapshots(folder, stem, suffix)
 
 
+def same_content(a: Path, b: Path) -> bool:
+    """Whether two files hold the same bytes."""
+    return a.stat().st_size == b.stat().st_size and _sha256(a) == _sha256(b)
+
+
 def keep_version(fetched: Path, folder: Path, name: str, keep: int) -> Path:
     """Keep a fetched file as the newest snapshot of `name` (`<stem>__<stamp><suffix>` in
     `folder`) unless it is identical to the newest one; rotate to `keep`. Returns the snapshot."""
     stem, suffix = Path(name).stem, Path(name).suffix
     found = snapshots(folder, stem, suffix)
-    if found and _sha256(found[-1]) == _sha256(fetched):
+    if found and same_content(found[-1], fetched):
         fetched.unlink()
         return found[-1]
     target = snapshot_path(folder, stem, suffix)

@@ -171,6 +171,11 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE runs ADD COLUMN rerun_of TEXT;
     """,
+    # 4: what each run decided to run and why (the plan), and the code each success ran.
+    """
+    ALTER TABLE runs ADD COLUMN plan TEXT;
+    ALTER TABLE asset_attempts ADD COLUMN code_version TEXT;
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

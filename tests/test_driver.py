@@ -104,7 +104,9 @@ def test_runner_materialize_prints_summary_and_reruns_sync_nothing(tmp_path: Pat
     assert "Synced 50 rows" in first.stderr
     assert "2 of 2 assets succeeded" in first.stdout
     again = run_runner("materialize", "uk_orders_azure", config=config, check=True)
-    assert "0 rows from 0 files (5 unchanged" in again.stdout
+    # Nothing new upstream: the plan says up to date, so the sync does not even run.
+    assert re.search(r"uk_orders_azure +fresh +0.00  up to date: not run", again.stdout)
+    assert "nothing: all up to date" in again.stderr
 
 
 @pytest.mark.system_clock  # compares with a runner.py process

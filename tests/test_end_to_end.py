@@ -48,8 +48,12 @@ def test_daily_flow_from_an_empty_landing_zone_to_tableau_extracts(tmp_path: Pat
     assert status["jobs"]["end_to_end"]["last_status"] == "success"
 
     again = run_runner("run", "end_to_end", config=config, check=True)
-    assert "0 rows from 0 files (20 unchanged" in again.stdout
-    assert len(list((exports / "backups").glob("daily_sales_summary__*.hyper"))) == 2
+    # Nothing new: nothing is synced, no model is built, no extract is rewritten.
+    assert "nothing: all up to date" in again.stderr
+    assert "10 of 10 assets succeeded" in again.stdout
+    rows = [line.split() for line in again.stdout.splitlines()[1:11]]
+    assert {row[1] for row in rows} == {"fresh"}  # every asset: up to date, not run
+    assert len(list((exports / "backups").glob("daily_sales_summary__*.hyper"))) == 1
 
 
 def test_materialize_runs_only_the_upstream_that_is_not_fresh(tmp_path: Path) -> None:
@@ -58,8 +62,8 @@ def test_materialize_runs_only_the_upstream_that_is_not_fresh(tmp_path: Path) ->
     again = run_runner("materialize", "qi_executive_daily_sales", config=config, check=True)
     lines = {line.split()[0]: line for line in again.stdout.splitlines() if line.strip()}
     assert "fresh" in lines["uk_orders_azure"].split()[1]
-    assert "fresh: not run" in lines["daily_sales_budget_exchange_ingest"]
-    assert lines["qi_executive_daily_sales"].split()[1] == "success"
+    assert "up to date: not run" in lines["daily_sales_budget_exchange_ingest"]
+    assert "up to date: not run" in lines["qi_executive_daily_sales"]  # nothing it needs changed
     assert "Synced" not in again.stderr  # no ingestion ran
     full = run_runner(
         "materialize", "qi_executive_daily_sales", "--full", config=config, check=True

@@ -46,6 +46,12 @@ def built(tmp_path: Path) -> Settings:
     return settings
 
 
+def rebuild(settings: Settings) -> list[str]:
+    """`runner.py materialize qi_executive_daily_sales --full`: a build with work to do."""
+    return [sys.executable, str(ROOT / "runner.py"), "materialize", "qi_executive_daily_sales",
+            "--full", "--config", str(settings.config_path)]  # fmt: skip
+
+
 def test_an_outside_read_only_session_makes_the_build_wait_then_succeed(
     built: Settings, tmp_path: Path
 ) -> None:
@@ -55,10 +61,8 @@ def test_an_outside_read_only_session_makes_the_build_wait_then_succeed(
     try:
         with log.open("wb") as out:
             build = subprocess.Popen(
-                [sys.executable, str(ROOT / "runner.py"), "materialize", "qi_executive_daily_sales",
-                 "--config", str(built.config_path)],
-                stdout=out, stderr=subprocess.STDOUT, env=env, cwd=ROOT,
-            )  # fmt: skip
+                rebuild(built), stdout=out, stderr=subprocess.STDOUT, env=env, cwd=ROOT
+            )
         wait_for(lambda: "outside daybreak" in log.read_text(), 60, "the build to say it waits")
         said = log.read_text()
         assert f"pid {holder.pid}" in said and "close it there" in said
@@ -86,7 +90,8 @@ def test_a_reader_on_the_published_copy_never_delays_a_build(
     before = reader.stat().st_ino
     holder = hold(reader, 120, tmp_path / "reader.log")
     try:
-        done = run_runner("materialize", "qi_executive_daily_sales", config=built.config_path)
+        done = run_runner("materialize", "qi_executive_daily_sales", "--full",
+                          config=built.config_path)  # fmt: skip
         assert done.returncode == 0, done.stderr
         assert "outside daybreak" not in done.stderr  # no wait at all
         assert holder.poll() is None  # the reader still has its (old) copy open

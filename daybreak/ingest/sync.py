@@ -57,6 +57,8 @@ class SyncContext:
     full_refresh: bool = False
     on_bad_file: str = "fail"
     days_back: int = 30  # [ingestion] days_back: how far back a routine sync looks
+    # Decide only: list the source and compare with the sync state, write nothing (for `plan`).
+    dry_run: bool = False
 
 
 @dataclass
@@ -76,6 +78,8 @@ class SyncReport:
     backfill: bool = False
     errors: list[str] = field(default_factory=list)
     deleted: list[str] = field(default_factory=list)
+    # A dry run: the blobs a sync would convert (new, changed, or still bad), by name.
+    pending: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -152,6 +156,8 @@ def sync_dataset(
     """
     started = time.monotonic()
     report = SyncReport(asset=asset, source=ctx.source.description)
+    if ctx.dry_run:
+        return _decide(ctx, asset, dataset, market, days_back, force, report)
     lock_path = ctx.layout.lock(asset)
     lock_path.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(lock_path):
@@ -213,6 +219,48 @@ def sync_dataset(
             raise SyncFailed(report)
         for error in report.errors:
             log.warning("bad file (on_bad_file = 'warn'): %s", error)
+    return report
+
+
+def _decide(
+    ctx: SyncContext,
+    asset: str,
+    dataset: CsvDataset,
+    market: str,
+    days_back: int | None,
+    force: bool,
+    report: SyncReport,
+) -> SyncReport:
+    """What a sync would do, from listing names and ETags alone: no download, no write."""
+    known = ctx.state.synced_blobs(asset)
+    report.backfill = ctx.full_refresh or not known
+    cutoff = None
+    if not report.backfill and not force:
+        back = ctx.days_back if days_back is None else days_back
+        cutoff = ctx.run_date - dt.timedelta(days=back)
+    listed: set[str] = set()
+    for blob in ctx.source.list(dataset.prefix):
+        listed.add(blob.name)
+        try:
+            file_date, _ = _plan(dataset, blob, market)
+        except _Rejected as rejected:
+            report.files_rejected += 1
+            report.errors.append(str(rejected))
+            continue
+        if cutoff is not None and (file_date or blob.last_modified.date()) < cutoff:
+            continue
+        previous = known.get(blob.name)
+        if (
+            previous is not None
+            and previous.etag == blob.etag
+            and not ctx.full_refresh
+            and (ctx.lake_root / previous.lake_path).exists()
+        ):
+            report.files_skipped += 1
+            continue
+        report.pending.append(blob.name)
+    report.deleted = [name for name in known if name not in listed]
+    report.files_deleted = len(report.deleted)
     return report
 
 

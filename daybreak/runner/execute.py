@@ -8,6 +8,7 @@ attaches as a RunObserver: the runner knows the protocol, not the views that imp
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import threading
 import traceback
@@ -23,9 +24,9 @@ from daybreak.config import Settings
 from daybreak.ingest import demo
 from daybreak.logs import redact
 from daybreak.runner.alerts import Alerter, alert_urls
-from daybreak.runner.freshness import freshness
 from daybreak.runner.history import History, RunRecord
 from daybreak.runner.materialize import AssetResult, RunContext, materialize, run_inputs
+from daybreak.runner.plan import code_versions, make_plan
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +69,10 @@ def rerun_selection(
     latest: dict[str, str] = {}
     for attempt in history.attempts(run.run_id):
         latest[attempt["asset"]] = attempt["status"]
+    # Up to date by the run's plan, so not run then: not a failure either.
+    for step in json.loads(run.plan) if run.plan else []:
+        if not step["run"]:
+            latest.setdefault(step["asset"], "fresh")
     bad = [a for a in plan if latest.get(a, "never") not in ("success", "fresh")]
     below = set(catalogue.downstream_of(assets, bad)) if bad else set()
     return [a for a in plan if a in below]
@@ -105,17 +110,19 @@ def execute_run(
         try:
             dr = catalogue.build_driver(settings)
             assets = catalogue.catalogue(dr)
-            selected = catalogue.select(assets, selection)
-            plan = catalogue.with_upstream(assets, selected)
+            plan = catalogue.with_upstream(assets, catalogue.select(assets, selection))
             history.set_selection(run_id, plan)
+            inputs = {"settings": settings, **run_inputs(full_refresh=full_refresh)}
+            # The plan: what is up to date is not run (runner.py plan shows the same decision).
+            steps = make_plan(
+                settings, dr, assets, selection, history, inputs, full_refresh=full_refresh
+            )
+            history.set_plan(run_id, [s.as_json() for s in steps])
+            todo = [s.asset for s in steps if s.run]
             log.info("run %s started (%s%s): %s", run_id, trigger, f", job {job}" if job else "",
-                     ", ".join(plan))  # fmt: skip
-            # What the selection needs runs only if it is not fresh; what was selected always runs.
-            current = {
-                f.asset: f.last_success or ""
-                for f in freshness(settings, history, assets=[a for a in plan if a not in selected])
-                if f.state == "fresh" and f.asset not in selected and not full_refresh
-            }
+                     ", ".join(todo) or "nothing: all up to date")  # fmt: skip
+            last_success = history.last_success()
+            current = {s.asset: last_success.get(s.asset, "") for s in steps if not s.run}
             record = history.run(run_id)
             assert record is not None
             for factory in observers:
@@ -131,9 +138,8 @@ def execute_run(
             ctx = RunContext(
                 history, run_id, settings.retries, stop or threading.Event(),
                 concurrency=settings.concurrency, layout=settings.state, on_recorded=recorded,
-                settings=settings,
+                settings=settings, versions=code_versions(settings, dr, assets),
             )  # fmt: skip
-            inputs = {"settings": settings, **run_inputs(full_refresh=full_refresh)}
             results = materialize(dr, assets, plan, inputs, ctx, fresh=current)
             bad = [r for r in results if not r.ok]
             status = "success" if not bad else "failed"

@@ -61,6 +61,7 @@ class RunRecord:
     error: str | None
     traceback: str | None = None
     rerun_of: str | None = None
+    plan: str | None = None  # JSON: each asset, whether it ran, and why
 
 
 class History:
@@ -97,6 +98,20 @@ class History:
                  os.getpid(), socket.gethostname(), str(log_path), rerun_of),
             )  # fmt: skip
         return run_id
+
+    def set_plan(self, run_id: str, plan: list[dict[str, Any]]) -> None:
+        """What the run decided to run, asset by asset, and why."""
+        with self._connect() as con:
+            con.execute("UPDATE runs SET plan = ? WHERE run_id = ?", (json.dumps(plan), run_id))
+
+    def success_versions(self) -> dict[str, str | None]:
+        """Each asset's code version at its latest success."""
+        with self._connect() as con:
+            rows = con.execute(
+                "SELECT asset, code_version FROM asset_attempts WHERE rowid IN ("
+                " SELECT max(rowid) FROM asset_attempts WHERE status = 'success' GROUP BY asset)"
+            ).fetchall()
+        return {r["asset"]: r["code_version"] for r in rows}
 
     def set_selection(self, run_id: str, selection: list[str]) -> None:
         """The run's plan, once it is known (a run is recorded before its graph is built)."""
@@ -187,6 +202,7 @@ class History:
         report: Any = None,
         next_try_at: dt.datetime | None = None,
         max_attempts: int | None = None,
+        code_version: str | None = None,
     ) -> None:
         """An attempt's end; a `retrying` one says when the next try is, out of how many."""
         with self._connect() as con:
@@ -197,11 +213,11 @@ class History:
             )
             con.execute(
                 "UPDATE asset_attempts SET status = ?, ended_at = ?, seconds = ?, error = ?, "
-                "traceback = ?, report = ?, next_try_at = ?, max_attempts = ? "
+                "traceback = ?, report = ?, next_try_at = ?, max_attempts = ?, code_version = ? "
                 "WHERE run_id = ? AND asset = ? AND attempt = ?",
                 (status, iso(clock.now()), round(seconds, 3), redact(error) if error else None,
                  redact(traceback) if traceback else None, to_json(report), iso(next_try_at),
-                 max_attempts, run_id, asset, attempt),
+                 max_attempts, code_version, run_id, asset, attempt),
             )  # fmt: skip
 
     def retrying(self) -> list[dict[str, Any]]:

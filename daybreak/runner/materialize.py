@@ -76,7 +76,7 @@ class AssetResult:
     @property
     def summary(self) -> str:
         if self.status == "fresh":
-            return f"fresh: not run (last success {self.value.last_success})"
+            return f"up to date: not run (last success {self.value.last_success})"
         if self.status == "success":
             if isinstance(self.value, DbtBuildReport) and self.name in {
                 m.name for m in self.value.models
@@ -107,9 +107,11 @@ def _model_summary(report: DbtBuildReport, name: str) -> str:
     )
 
 
-def run_inputs(*, full_refresh: bool = False, run_date: dt.date | None = None) -> dict[str, Any]:
-    """The per-run inputs every execution gets besides Settings."""
-    return {"full_refresh": full_refresh, "run_date": run_date or clock.today()}
+def run_inputs(
+    *, full_refresh: bool = False, run_date: dt.date | None = None, dry_run: bool = False
+) -> dict[str, Any]:
+    """The per-run inputs every execution gets besides Settings (`dry_run`: plan only)."""
+    return {"full_refresh": full_refresh, "run_date": run_date or clock.today(), "dry_run": dry_run}
 
 
 @dataclass
@@ -126,6 +128,8 @@ class RunContext:
     on_recorded: Callable[[str, int], None] | None = None
     # With settings, a warehouse writer first waits for programs outside daybreak to let go.
     settings: Settings | None = None
+    # Each asset's code fingerprint, recorded with a success (what `plan` compares).
+    versions: dict[str, str] = field(default_factory=dict)
 
     def clear_warehouse(self, names: list[str], tags: dict[str, str]) -> None:
         """Wait until no program outside daybreak holds the warehouse, if these assets write it;
@@ -186,6 +190,7 @@ class RunContext:
                 self.run_id, result.name, result.attempts, status or result.status,
                 seconds=result.seconds, error=result.error, traceback=result.traceback,
                 report=report, next_try_at=next_try_at, max_attempts=max_attempts,
+                code_version=self.versions.get(result.name),
             )  # fmt: skip
             if self.on_recorded is not None:
                 self.on_recorded(result.name, result.attempts)

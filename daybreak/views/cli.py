@@ -29,7 +29,8 @@ from daybreak.runner.execute import ObserverFactory, execute_run, rerun_selectio
 from daybreak.runner.heartbeat import Heartbeat
 from daybreak.runner.history import History
 from daybreak.runner.instance import RunnerInstance
-from daybreak.runner.materialize import format_summary
+from daybreak.runner.materialize import format_summary, run_inputs
+from daybreak.runner.plan import make_plan
 from daybreak.runner.scheduler import Scheduler
 from daybreak.runner.why import explain
 from daybreak.views import lineage
@@ -77,6 +78,15 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("job", metavar="JOB")
     p.add_argument("--full", action="store_true", help="full refresh: resync the whole history")
     p.set_defaults(handler=_run_job)
+
+    p = sub.add_parser(
+        "plan", help="what `run` would do now and why, asset by asset, without running anything"
+    )
+    _common(p)
+    p.add_argument("names", nargs="+", metavar="JOB|ASSET", help="a job, or asset or group names")
+    p.add_argument("--full", action="store_true", help="as for a full refresh")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(handler=_plan)
 
     p = sub.add_parser("assets", help="list every asset with its group and upstream assets")
     _common(p)
@@ -308,6 +318,29 @@ def _asset_history(settings: Settings, args: argparse.Namespace) -> int:
         rows = f"{r['rows']:,} rows" if r["rows"] is not None else ""
         print(f"  {r['run_id']}  {r['status']:<11} {seconds:>9} {rows:>14}  "
               f"{(r['error'] or '').splitlines()[0] if r['error'] else ''}")  # fmt: skip
+    return EXIT_OK
+
+
+def _plan(settings: Settings, args: argparse.Namespace) -> int:
+    names: list[str] = args.names
+    if len(names) == 1 and names[0] in settings.jobs:
+        names = settings.jobs[names[0]].select
+    dr = catalogue.build_driver(settings)
+    assets = catalogue.catalogue(dr)
+    inputs = {"settings": settings, **run_inputs(full_refresh=args.full)}
+    steps = make_plan(
+        settings, dr, assets, names, History(settings.state), inputs, full_refresh=args.full
+    )
+    todo = [s for s in steps if s.run]
+    if args.json:
+        print(json.dumps({"runs": [s.asset for s in todo],
+                          "steps": [s.as_json() for s in steps]}, indent=2))  # fmt: skip
+        return EXIT_OK
+    width = max(len(s.asset) for s in steps)
+    for step in steps:
+        print(f"{step.asset:<{width}}  {'run ' if step.run else 'skip'}  {'; '.join(step.reasons)}")
+    print(f"{len(todo)} of {len(steps)} assets would run" if todo else
+          f"nothing needs to run: all {len(steps)} assets are up to date")  # fmt: skip
     return EXIT_OK
 
 

@@ -1,0 +1,163 @@
+"""The plan: before anything runs, what a run will do and why, asset by asset.
+
+`runner.py plan JOB|ASSET...` prints it and `execute_run` obeys it, so the two never disagree; the
+run records it. In dependency order, an asset runs when
+- the run is a full refresh;
+- it has never succeeded, or its last attempt did not succeed;
+- its code changed since its last success (the asset function's source, a dbt model's checksum
+  from the manifest, an export's entry in the config);
+- it syncs files and the source has new, changed or deleted files (from listing names and ETags:
+  the asset itself runs in dry-run mode, so the plan uses the sync's own window and rules), or a
+  bad file still waits in quarantine;
+- it reads Finance's workbook and the workbook differs from the last copy kept (or it comes from
+  SharePoint, where telling would mean downloading it);
+- an asset it depends on will run ("upstream will change");
+- it is stale by its freshness policy;
+- it runs last (the warehouse backup) and something else in the run changes the warehouse.
+Otherwise it is up to date and skipped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from hamilton import driver
+
+from daybreak.assets import catalogue
+from daybreak.assets.catalogue import Asset
+from daybreak.assets.dbt_models import MODEL_KIND
+from daybreak.config import Settings
+from daybreak.files import same_content, snapshots
+from daybreak.runner.freshness import freshness
+from daybreak.runner.history import History
+from daybreak.warehouse.dbt_project import DbtProject
+
+_SHOWN = 5  # file names listed per reason
+
+
+@dataclass
+class Step:
+    """One asset of a plan: whether it runs, and why (or why not)."""
+
+    asset: str
+    run: bool
+    reasons: list[str]
+
+    def as_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def code_versions(
+    settings: Settings, dr: driver.Driver, assets: dict[str, Asset]
+) -> dict[str, str]:
+    """A fingerprint of each asset's code: what `plan` compares with its last success."""
+    manifest = DbtProject(settings).graph_manifest()
+    exports = {e.asset: e for e in settings.exports}
+    nodes = {n.name: n for n in dr.graph.get_nodes()}
+    found: dict[str, str] = {}
+    for name, asset in assets.items():
+        if asset.tags.get("kind") == MODEL_KIND:
+            node = manifest["nodes"].get(asset.tags.get("dbt_unique_id", ""), {})
+            text = json.dumps(node.get("checksum", {}), sort_keys=True)
+        elif name in exports:
+            text = exports[name].model_dump_json()
+        else:
+            functions = getattr(nodes.get(name), "originating_functions", None) or ()
+            try:
+                text = "".join(inspect.getsource(f) for f in functions)
+            except (OSError, TypeError):
+                continue  # no source to compare (a built-in): never "changed"
+        found[name] = hashlib.sha256(text.encode()).hexdigest()[:16]
+    return found
+
+
+def _files(names: list[str]) -> str:
+    more = f" and {len(names) - _SHOWN} more" if len(names) > _SHOWN else ""
+    return ", ".join(names[:_SHOWN]) + more
+
+
+def _sync_reasons(dr: driver.Driver, name: str, inputs: dict[str, Any]) -> list[str]:
+    report = dr.execute([name], inputs={**inputs, "dry_run": True})[name]
+    reasons = []
+    if report.pending:
+        reasons.append(f"{len(report.pending)} new or changed file(s) upstream: "
+                       f"{_files(report.pending)}")  # fmt: skip
+    if report.deleted:
+        reasons.append(f"{len(report.deleted)} file(s) deleted upstream: {_files(report.deleted)}")
+    if report.errors:
+        reasons.append(f"{len(report.errors)} file(s) refused by name: {report.errors[0]}")
+    return reasons
+
+
+def _budget_reasons(settings: Settings) -> list[str]:
+    if settings.budget.source != "local":
+        return ["the workbook comes from SharePoint: whether it changed is known only by "
+                "downloading it"]  # fmt: skip
+    source = settings.paths.landing / "sharepoint" / settings.budget.file
+    kept = snapshots(settings.state.downloads("budget"), source.stem, source.suffix)
+    if not source.exists():
+        return [f"the workbook {source} is missing (the run will say so)"]
+    if not kept or not same_content(kept[-1], source):
+        return [f"the workbook {settings.budget.file} changed since the last copy kept"]
+    return []
+
+
+def _uses_sync(dr: driver.Driver, name: str) -> bool:
+    node = next((n for n in dr.graph.get_nodes() if n.name == name), None)
+    return node is not None and any(d.name == "sync_context" for d in node.dependencies)
+
+
+def make_plan(
+    settings: Settings,
+    dr: driver.Driver,
+    assets: dict[str, Asset],
+    selection: list[str],
+    history: History,
+    inputs: dict[str, Any],
+    *,
+    full_refresh: bool = False,
+) -> list[Step]:
+    """Each asset the selection needs, in dependency order, with whether it runs and why."""
+    order = catalogue.with_upstream(assets, catalogue.select(assets, selection))
+    versions = code_versions(settings, dr, assets)
+    succeeded = history.success_versions()
+    last = history.last_attempts()
+    states = {f.asset: f for f in freshness(settings, history, assets=order)}
+    running: set[str] = set()
+    steps: list[Step] = []
+    for name in order:
+        asset = assets[name]
+        reasons: list[str] = []
+        if full_refresh:
+            reasons.append("full refresh")
+        elif name not in succeeded:
+            reasons.append("never built")
+        else:
+            attempt = last.get(name)
+            if attempt is not None and attempt["status"] not in ("success", "fresh"):
+                reasons.append(f"its last attempt {attempt['status']}")
+            if versions.get(name) and succeeded[name] != versions[name]:
+                reasons.append("its code changed since its last success")
+            if _uses_sync(dr, name):
+                reasons += _sync_reasons(dr, name, inputs)
+            elif asset.tags.get("source") == "workbook":
+                reasons += _budget_reasons(settings)
+            changed = [u for u in asset.upstream if u in running]
+            if changed:
+                reasons.append(f"upstream will change: {', '.join(changed)}")
+            if asset.tags.get("run_last") == "true" and running:
+                reasons.append("runs last, after what changes the warehouse in this run")
+            state = states.get(name)
+            if state is not None and state.state == "stale":
+                reasons.append(f"stale by its freshness policy (last success {state.last_success})")
+        if reasons:
+            running.add(name)
+            steps.append(Step(name, True, reasons))
+        else:
+            last_success = states[name].last_success if name in states else None
+            steps.append(Step(name, False, [f"up to date (last success {last_success})"]))
+    return steps
