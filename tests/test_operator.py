@@ -127,6 +127,8 @@ def test_an_assets_own_history_checks_and_page(
     checks = {c["check"]: c for c in page["checks"]}
     unique = checks["unique_int_orders_summary_daily_market_order_date"]
     assert unique["status"] == "pass" and unique["failing_rows"] == 0
+    in_status = status_data(settings)["assets"]["int_orders_summary_daily"]["checks"]
+    assert in_status["pass"] == len(checks) and in_status["not_passing"] == []
     asked = run_runner(
         "history", "--asset", "uk_products_sku", "--json", config=settings.config_path
     )

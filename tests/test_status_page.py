@@ -155,6 +155,7 @@ def test_the_page_in_chromium_after_a_success_and_after_a_failure(tmp_path: Path
             asset_row = failure.locator("tr.failed-asset", has_text="uk_products_sku")
             assert "products_sku.csv" in asset_row.inner_text()  # what failed and why
             assert "uk_products_sku" in failure.locator("pre.log").inner_text()  # the log tail
+            assert "--from-failure" in failure.locator("code.rerun").first.inner_text()
             assert "failed" in page.locator("#lineage svg #asset-uk_products_sku").get_attribute(
                 "class"
             )  # type: ignore[operator]

@@ -262,6 +262,15 @@ class History:
             ).fetchall()
         return [dict(r) for r in rows]
 
+    def last_reports(self) -> dict[str, Any]:
+        """Each asset's most recent report (parsed), where one was kept."""
+        with self._connect() as con:
+            rows = con.execute(
+                "SELECT asset, report FROM asset_attempts WHERE rowid IN ("
+                " SELECT max(rowid) FROM asset_attempts WHERE report IS NOT NULL GROUP BY asset)"
+            ).fetchall()
+        return {r["asset"]: json.loads(r["report"]) for r in rows}
+
     def last_success(self) -> dict[str, str]:
         """Each asset's most recent successful materialization (UTC ISO)."""
         with self._connect() as con:

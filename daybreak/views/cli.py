@@ -259,9 +259,11 @@ def _status(settings: Settings, args: argparse.Namespace) -> int:
               f" next: {job['next_run'] or '-'}")  # fmt: skip
     print("assets:")
     for name, asset in data["assets"].items():
-        print(
-            f"  {name:<36} {asset['freshness']:<6} last success: {asset['last_success'] or 'never'}"
-        )
+        checks = asset.get("checks")
+        said = f"  checks: {checks['pass']} pass, {checks['warn']} warn, {checks['fail']} fail" if (
+            checks) else ""  # fmt: skip
+        print(f"  {name:<36} {asset['freshness']:<6} last success: "
+              f"{asset['last_success'] or 'never'}{said}")  # fmt: skip
     runner = data["runner"]
     if runner.get("alive"):
         print(f"runner: alive, pid {runner['pid']} since {runner['started_at']}, last heartbeat "

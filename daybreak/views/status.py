@@ -191,6 +191,15 @@ def status_data(settings: Settings, recent_runs: int = 15) -> dict[str, Any]:
         }
     graph = catalogue.catalogue(catalogue.build_driver(settings))
     assets = asset_states(settings, history, graph)
+    reports = history.last_reports()
+    for name, state in assets.items():  # a model's dbt tests, as its checks
+        found = checks_of(reports.get(name), name)
+        if found:
+            counts = {
+                s: sum(1 for c in found if c["status"] == s) for s in ("pass", "warn", "fail")
+            }
+            bad = [c for c in found if c["status"] not in ("pass", "success")]
+            state["checks"] = {**counts, "not_passing": bad}
     for name, state in assets.items():  # what is not current says why, in one sentence
         if state["status"] != "success":
             state["why"] = explain(settings, history, graph, name).sentence

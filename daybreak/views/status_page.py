@@ -209,6 +209,11 @@ class Page:
                     f"<td class=err>{_h(a['error'])}{trace}</td></tr>"
                 )
             out.append("</table>")
+            out.append(
+                "<p>Once it is fixed, run again only what failed and what depends on it: "
+                f'<code class="rerun">python runner.py rerun {_h(run["run_id"])} '
+                "--from-failure</code></p>"
+            )
             tail = logs.get(run["run_id"])
             if tail is not None:
                 out.append(
