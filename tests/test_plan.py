@@ -113,3 +113,24 @@ def test_a_full_refresh_runs_everything(ran: Settings) -> None:
     steps = make_plan(ran, dr, assets, ran.jobs["flow"].select, History(ran.state), inputs,
                       full_refresh=True)  # fmt: skip
     assert all(s.run and s.reasons == ["full refresh"] for s in steps)
+
+
+def test_a_source_that_cannot_be_listed_leaves_the_sync_to_its_retry_policy(
+    tmp_path: Path,
+) -> None:
+    from tests.conftest import DEV_ACCOUNT_KEY, free_port
+
+    connection = (
+        "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;"
+        f"AccountKey={DEV_ACCOUNT_KEY};BlobEndpoint=http://127.0.0.1:{free_port()}/devstoreaccount1;"
+    )
+    config = write_config(
+        tmp_path, '\n[source]\nbackend = "azure"\n[source.azure]\ncontainer = "qi"\n'
+    )
+    settings = load_settings(config, environ={"AZURE_STORAGE_CONNECTION_STRING": connection})
+    history = History(settings.state)
+    run_id = history.start_run(["uk_products_sku"])  # as if it had succeeded once
+    history.finish_attempt(run_id, "uk_products_sku", 1, "success", seconds=0.1)
+    step = plan(settings, ["uk_products_sku"])["uk_products_sku"]
+    assert step.run and "could not be listed" in step.reasons[-1]
+    assert DEV_ACCOUNT_KEY not in " ".join(step.reasons)

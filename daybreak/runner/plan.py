@@ -32,6 +32,7 @@ from daybreak.assets.catalogue import Asset
 from daybreak.assets.dbt_models import MODEL_KIND
 from daybreak.config import Settings
 from daybreak.files import same_content, snapshots
+from daybreak.logs import redact
 from daybreak.runner.freshness import freshness
 from daybreak.runner.history import History
 from daybreak.warehouse.dbt_project import DbtProject
@@ -81,7 +82,11 @@ def _files(names: list[str]) -> str:
 
 
 def _sync_reasons(dr: driver.Driver, name: str, inputs: dict[str, Any]) -> list[str]:
-    report = dr.execute([name], inputs={**inputs, "dry_run": True})[name]
+    try:
+        report = dr.execute([name], inputs={**inputs, "dry_run": True})[name]
+    except Exception as exc:  # Azure down, say: the sync itself retries by its policy
+        return [f"its source could not be listed ({redact(f'{type(exc).__name__}: {exc}')}); "
+                "the sync runs and retries by its policy"]  # fmt: skip
     reasons = []
     if report.pending:
         reasons.append(f"{len(report.pending)} new or changed file(s) upstream: "
