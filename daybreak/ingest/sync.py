@@ -156,44 +156,20 @@ def sync_dataset(
     """
     started = time.monotonic()
     report = SyncReport(asset=asset, source=ctx.source.description)
-    if ctx.dry_run:
-        return _decide(ctx, asset, dataset, market, days_back, force, report)
+    if ctx.dry_run:  # what `plan` asks: the same decision, nothing done
+        known = ctx.state.synced_blobs(asset)
+        todo, gone = _decide(ctx, dataset, market, days_back, force, known, report)
+        report.pending = [blob.name for blob, _, _ in todo]
+        report.deleted, report.files_deleted = gone, len(gone)
+        return report
     lock_path = ctx.layout.lock(asset)
     lock_path.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(lock_path):
         clean_stale_tmp(ctx.lake_root / _dataset_root(dataset, market))
         known = ctx.state.synced_blobs(asset)
-        report.backfill = ctx.full_refresh or not known
-        cutoff = None
-        if not report.backfill and not force:
-            back = ctx.days_back if days_back is None else days_back
-            cutoff = ctx.run_date - dt.timedelta(days=back)
-        listed: set[str] = set()
-        todo: list[_Todo] = []
+        todo, gone = _decide(ctx, dataset, market, days_back, force, known, report)
         con = lake.connect()
         try:
-            for blob in ctx.source.list(dataset.prefix):
-                listed.add(blob.name)
-                try:
-                    file_date, lake_path = _plan(dataset, blob, market)
-                except _Rejected as rejected:
-                    report.files_rejected += 1
-                    report.errors.append(str(rejected))
-                    log.error("%s", rejected)
-                    continue
-                age_date = file_date or blob.last_modified.date()
-                if cutoff is not None and age_date < cutoff:
-                    continue
-                previous = known.get(blob.name)
-                if (
-                    previous is not None
-                    and previous.etag == blob.etag
-                    and not ctx.full_refresh
-                    and (ctx.lake_root / previous.lake_path).exists()
-                ):
-                    report.files_skipped += 1
-                    continue
-                todo.append((blob, lake_path, file_date))
             batches = ctx.lake_root / ".batches" / asset
             shutil.rmtree(batches, ignore_errors=True)  # what a killed sync left
             for batch in _batches(todo):
@@ -206,12 +182,11 @@ def sync_dataset(
             shutil.rmtree(batches, ignore_errors=True)
         finally:
             con.close()
-        for name, synced in known.items():
-            if name not in listed:
-                _retire(ctx, asset, synced)
-                report.files_deleted += 1
-                report.deleted.append(name)
-                log.warning("%s was deleted upstream; its lake file was retired", name)
+        for name in gone:
+            _retire(ctx, asset, known[name])
+            report.files_deleted += 1
+            report.deleted.append(name)
+            log.warning("%s was deleted upstream; its lake file was retired", name)
     report.seconds = round(time.monotonic() - started, 3)
     log.info("Synced %s rows (%s)", f"{report.rows_loaded:,}", report.summary())
     if report.errors:
@@ -224,28 +199,34 @@ def sync_dataset(
 
 def _decide(
     ctx: SyncContext,
-    asset: str,
     dataset: CsvDataset,
     market: str,
     days_back: int | None,
     force: bool,
+    known: dict[str, SyncedBlob],
     report: SyncReport,
-) -> SyncReport:
-    """What a sync would do, from listing names and ETags alone: no download, no write."""
-    known = ctx.state.synced_blobs(asset)
+) -> tuple[list[_Todo], list[str]]:
+    """From listing names and ETags alone: the blobs to convert, and those gone upstream.
+
+    Refused names and unchanged blobs are counted on `report`. A sync and `plan` (a dry run)
+    both decide here, so they cannot disagree.
+    """
     report.backfill = ctx.full_refresh or not known
     cutoff = None
     if not report.backfill and not force:
         back = ctx.days_back if days_back is None else days_back
         cutoff = ctx.run_date - dt.timedelta(days=back)
     listed: set[str] = set()
+    todo: list[_Todo] = []
     for blob in ctx.source.list(dataset.prefix):
         listed.add(blob.name)
         try:
-            file_date, _ = _plan(dataset, blob, market)
+            file_date, lake_path = _plan(dataset, blob, market)
         except _Rejected as rejected:
             report.files_rejected += 1
             report.errors.append(str(rejected))
+            if not ctx.dry_run:
+                log.error("%s", rejected)
             continue
         if cutoff is not None and (file_date or blob.last_modified.date()) < cutoff:
             continue
@@ -258,10 +239,8 @@ def _decide(
         ):
             report.files_skipped += 1
             continue
-        report.pending.append(blob.name)
-    report.deleted = [name for name in known if name not in listed]
-    report.files_deleted = len(report.deleted)
-    return report
+        todo.append((blob, lake_path, file_date))
+    return todo, [name for name in known if name not in listed]
 
 
 class _Rejected(Exception):
