@@ -53,6 +53,9 @@ def sync_context(
         on_bad_file=settings.ingestion.on_bad_file,
         days_back=settings.ingestion.days_back,
         dry_run=dry_run,
+        volume_ratio=settings.ingestion.volume_ratio,
+        volume_weeks=settings.ingestion.volume_weeks,
+        min_rows=settings.ingestion.min_rows,
     )
 
 

@@ -116,6 +116,12 @@ class IngestionConfig(_Strict):
     # sync, or --full, takes the whole history). dbt's key tests check the same window.
     days_back: Annotated[int, Field(ge=1, le=3660)] = 30
     on_bad_file: Literal["fail", "warn"] = "fail"
+    # Volume check on daily files: a day with fewer rows than this fraction of the median of the
+    # same weekday over the last volume_weeks weeks is flagged as a probable partial export (and
+    # alerted once); 0 turns it off. A day below min_rows fails the asset instead.
+    volume_ratio: Annotated[float, Field(ge=0, le=1, strict=False)] = 0.5
+    volume_weeks: Annotated[int, Field(ge=2, le=52)] = 6
+    min_rows: Annotated[int, Field(ge=0)] = 0
 
 
 class SharePointConfig(_Strict):

@@ -26,6 +26,7 @@ import contextlib
 import datetime as dt
 import logging
 import shutil
+import statistics
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -59,6 +60,9 @@ class SyncContext:
     days_back: int = 30  # [ingestion] days_back: how far back a routine sync looks
     # Decide only: list the source and compare with the sync state, write nothing (for `plan`).
     dry_run: bool = False
+    volume_ratio: float = 0.5  # [ingestion] volume check (see volume_warnings)
+    volume_weeks: int = 6
+    min_rows: int = 0
 
 
 @dataclass
@@ -80,6 +84,8 @@ class SyncReport:
     deleted: list[str] = field(default_factory=list)
     # A dry run: the blobs a sync would convert (new, changed, or still bad), by name.
     pending: list[str] = field(default_factory=list)
+    # Daily files far below the usual volume for their weekday: probable partial exports.
+    volume_warnings: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -187,6 +193,7 @@ def sync_dataset(
             report.files_deleted += 1
             report.deleted.append(name)
             log.warning("%s was deleted upstream; its lake file was retired", name)
+        _check_volume(ctx, asset, dataset, [blob.name for blob, _, _ in todo], report)
     report.seconds = round(time.monotonic() - started, 3)
     log.info("Synced %s rows (%s)", f"{report.rows_loaded:,}", report.summary())
     if report.errors:
@@ -241,6 +248,43 @@ def _decide(
             continue
         todo.append((blob, lake_path, file_date))
     return todo, [name for name in known if name not in listed]
+
+
+def _check_volume(
+    ctx: SyncContext, asset: str, dataset: CsvDataset, synced: list[str], report: SyncReport
+) -> None:
+    """Flag daily files far below the median of the same weekday over recent weeks, and fail
+    those below [ingestion] min_rows; from the rows the sync state keeps, no data read again."""
+    if not synced or (ctx.volume_ratio <= 0 and ctx.min_rows <= 0):
+        return
+    by_day: dict[dt.date, tuple[str, int]] = {}
+    for name, blob in ctx.state.synced_blobs(asset).items():
+        match = dataset.match(name)
+        day = dataset.file_date(match) if match else None
+        if day is not None:
+            by_day[day] = (name, blob.rows)
+    for day, (name, rows) in sorted(by_day.items()):
+        if name not in synced:
+            continue
+        if rows < ctx.min_rows:
+            report.errors.append(f"{name}: {rows:,} rows, fewer than [ingestion] min_rows "
+                                 f"({ctx.min_rows:,}): a partial export?")  # fmt: skip
+            continue
+        same_weekday = [
+            by_day[d][1] for k in range(1, ctx.volume_weeks + 1)
+            if (d := day - dt.timedelta(weeks=k)) in by_day
+        ]  # fmt: skip
+        if ctx.volume_ratio <= 0 or len(same_weekday) < 3:
+            continue  # too little history to judge
+        usual = statistics.median(same_weekday)
+        if rows < ctx.volume_ratio * usual:
+            warning = (
+                f"{name}: {rows:,} rows, {rows / usual:.0%} of the usual {usual:,.0f} for a "
+                f"{day:%A} (median of {len(same_weekday)} weeks): probably a partial export"
+            )
+            report.volume_warnings.append(warning)
+            log.warning("volume check: %s", warning)
+    del report.volume_warnings[20:]
 
 
 class _Rejected(Exception):

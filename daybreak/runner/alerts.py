@@ -132,6 +132,11 @@ class Alerter:
                 "the read-only copy; the build goes on by itself once it is free.",
             )
 
+    def volume(self, asset: str, warning: str) -> None:
+        """A daily file far below its usual volume: once per file."""
+        if self._open(f"volume:{asset}:{warning.split(':', 1)[0]}"):
+            self.send(f"daybreak: {asset} received a probable partial export", warning)
+
     def stale(self, asset: str, deadline: dt.datetime, last_success: str | None) -> None:
         if self._open(f"stale:{asset}:{iso(deadline)}"):
             self.send(

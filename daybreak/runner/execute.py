@@ -141,6 +141,10 @@ def execute_run(
                 settings=settings, versions=code_versions(settings, dr, assets),
             )  # fmt: skip
             results = materialize(dr, assets, plan, inputs, ctx, fresh=current)
+            alerter = Alerter(settings.state, alert_urls(settings))
+            for result in results:  # the volume check's findings, alerted once per file
+                for warning in getattr(result.value, "volume_warnings", None) or []:
+                    alerter.volume(result.name, warning)
             bad = [r for r in results if not r.ok]
             status = "success" if not bad else "failed"
             if stop is not None and stop.is_set() and bad:

@@ -85,10 +85,15 @@ def _nodes(report: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def checks_of(report: Any, asset: str) -> list[dict[str, Any]]:
-    """The dbt tests of a model, as its checks: name, pass | warn | fail | error, failing rows."""
+    """An asset's checks: the volume check's warnings (a sync), a model's dbt tests (pass, warn,
+    fail, error, with the failing rows)."""
     if not isinstance(report, dict):
         return []
-    return [
+    volume = [
+        {"check": "volume", "status": "warn", "failing_rows": None, "message": warning}
+        for warning in report.get("volume_warnings") or []
+    ]
+    return volume + [
         {"check": n["name"], "status": n["status"], "failing_rows": n.get("failures"),
          "message": n.get("message") if n["status"] != "pass" else None}
         for n in _nodes(report)

@@ -288,7 +288,7 @@ class Page:
             f'<section id="about"><p>{_h(data["description"])}</p>'
             f"<p>Upstream: {links(data['upstream'])}</p>"
             f"<p>Downstream: {links(data['downstream'])}</p></section>",
-            _table("checks", "Checks (dbt tests)", ["check", "result", "failing rows", "message"],
+            _table("checks", "Checks", ["check", "result", "failing rows", "message"],
                    checks) if checks else "",
             '<section id="chart"><h2>Rows and duration per day</h2>'
             f"{_chart(data['runs'])}</section>",
