@@ -114,9 +114,11 @@ def execute_run(
             history.set_selection(run_id, plan)
             inputs = {"settings": settings, **run_inputs(full_refresh=full_refresh)}
             # The plan: what is up to date is not run (runner.py plan shows the same decision).
+            versions = code_versions(settings, dr, assets)
             steps = make_plan(
-                settings, dr, assets, selection, history, inputs, full_refresh=full_refresh
-            )
+                settings, dr, assets, selection, history, inputs, full_refresh=full_refresh,
+                versions=versions,
+            )  # fmt: skip
             history.set_plan(run_id, [s.as_json() for s in steps])
             todo = [s.asset for s in steps if s.run]
             log.info("run %s started (%s%s): %s", run_id, trigger, f", job {job}" if job else "",
@@ -138,7 +140,7 @@ def execute_run(
             ctx = RunContext(
                 history, run_id, settings.retries, stop or threading.Event(),
                 concurrency=settings.concurrency, layout=settings.state, on_recorded=recorded,
-                settings=settings, versions=code_versions(settings, dr, assets),
+                settings=settings, versions=versions,
             )  # fmt: skip
             results = materialize(dr, assets, plan, inputs, ctx, fresh=current)
             alerter = Alerter(settings.state, alert_urls(settings))

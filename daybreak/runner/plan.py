@@ -125,10 +125,12 @@ def make_plan(
     inputs: dict[str, Any],
     *,
     full_refresh: bool = False,
+    versions: dict[str, str] | None = None,
 ) -> list[Step]:
-    """Each asset the selection needs, in dependency order, with whether it runs and why."""
+    """Each asset the selection needs, in dependency order, with whether it runs and why
+    (`versions`: the code versions, if the caller has them already)."""
     order = catalogue.with_upstream(assets, catalogue.select(assets, selection))
-    versions = code_versions(settings, dr, assets)
+    versions = code_versions(settings, dr, assets) if versions is None else versions
     succeeded = history.success_versions()
     last = history.last_attempts()
     states = {f.asset: f for f in freshness(settings, history, assets=order)}
