@@ -191,15 +191,21 @@ DEV_ACCOUNT_KEY = (
 )
 
 
+def azure_connection(blob_endpoint: str) -> str:
+    """A connection string for the development account at `blob_endpoint` (Azurite, or a test
+    server that is not Azure at all)."""
+    return (
+        "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;"
+        f"AccountKey={DEV_ACCOUNT_KEY};BlobEndpoint={blob_endpoint};"
+    )
+
+
 @pytest.fixture
 def azurite(azurite_endpoint: str) -> Iterator[tuple[str, str]]:
     """(connection string, container name): a fresh, empty container in Azurite."""
     from azure.storage.blob import BlobServiceClient
 
-    connection = (
-        "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;"
-        f"AccountKey={DEV_ACCOUNT_KEY};BlobEndpoint={azurite_endpoint};"
-    )
+    connection = azure_connection(azurite_endpoint)
     container = f"qi-{uuid.uuid4().hex[:12]}"
     service = BlobServiceClient.from_connection_string(connection, api_version=AZURITE_API_VERSION)
     service.create_container(container)

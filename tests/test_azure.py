@@ -20,6 +20,7 @@ from tests.conftest import (
     DEMO_END,
     DEV_ACCOUNT_KEY,
     RUN_DATE,
+    azure_connection,
     run_runner,
     write_config,
 )
@@ -197,10 +198,7 @@ def test_the_sdk_does_not_retry_on_its_own_so_the_asset_policy_is_the_one_layer(
 
     threading.Thread(target=drop, daemon=True).start()
     port = server.getsockname()[1]
-    connection = (
-        "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;"
-        f"AccountKey={DEV_ACCOUNT_KEY};BlobEndpoint=http://127.0.0.1:{port}/devstoreaccount1;"
-    )
+    connection = azure_connection(f"http://127.0.0.1:{port}/devstoreaccount1")
     config = write_config(
         tmp_path, '\n[source]\nbackend = "azure"\n[source.azure]\ncontainer = "qi"\n'
     )

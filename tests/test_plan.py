@@ -118,12 +118,9 @@ def test_a_full_refresh_runs_everything(ran: Settings) -> None:
 def test_a_source_that_cannot_be_listed_leaves_the_sync_to_its_retry_policy(
     tmp_path: Path,
 ) -> None:
-    from tests.conftest import DEV_ACCOUNT_KEY, free_port
+    from tests.conftest import DEV_ACCOUNT_KEY, azure_connection, free_port
 
-    connection = (
-        "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;"
-        f"AccountKey={DEV_ACCOUNT_KEY};BlobEndpoint=http://127.0.0.1:{free_port()}/devstoreaccount1;"
-    )
+    connection = azure_connection(f"http://127.0.0.1:{free_port()}/devstoreaccount1")
     config = write_config(
         tmp_path, '\n[source]\nbackend = "azure"\n[source.azure]\ncontainer = "qi"\n'
     )

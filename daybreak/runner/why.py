@@ -24,7 +24,7 @@ from daybreak import clock
 from daybreak.assets import catalogue
 from daybreak.assets.catalogue import Asset
 from daybreak.config import Settings
-from daybreak.runner.freshness import freshness
+from daybreak.runner.freshness import Freshness, freshness
 from daybreak.runner.history import History
 from daybreak.runner.instance import runner_state
 from daybreak.runner.scheduler import schedule_of
@@ -105,10 +105,36 @@ def _jobs_that_run(settings: Settings, assets: dict[str, Asset], name: str) -> l
     return found
 
 
-def explain(settings: Settings, history: History, assets: dict[str, Asset], name: str) -> Why:
-    """Why `name` is in the state it is in (see the module docstring)."""
-    states = {f.asset: f for f in freshness(settings, history, assets=list(assets))}
-    last = history.last_attempts()
+def _attempt_cause(
+    kind: str, asset: str, text: str, attempt: dict[str, Any], history: History
+) -> Cause:
+    """A cause backed by an attempt: its run, its error, the first error line of its log."""
+    run = history.run(attempt["run_id"])
+    return Cause(
+        kind, asset, text, run_id=attempt["run_id"], error=_first_line(attempt["error"]),
+        log_line=_log_line(run.log_path if run else None, asset),
+    )  # fmt: skip
+
+
+def _quarantine_cause(asset: str, files: list[dict[str, Any]], text: str) -> Cause:
+    first = f"{files[0]['blob']} ({'; '.join(files[0]['problems'][:2])})"
+    return Cause("quarantined", asset, f"{text}: {first}", files=files)
+
+
+def explain(
+    settings: Settings,
+    history: History,
+    assets: dict[str, Asset],
+    name: str,
+    *,
+    states: dict[str, Freshness] | None = None,
+    last: dict[str, dict[str, Any]] | None = None,
+) -> Why:
+    """Why `name` is in the state it is in (see the module docstring). `states` (freshness by
+    asset) and `last` (last attempts) may be passed by a caller that explains many assets."""
+    if states is None:
+        states = {f.asset: f for f in freshness(settings, history, assets=list(assets))}
+    last = history.last_attempts() if last is None else last
     state = states[name]
     attempt = last.get(name)
     chain: list[Cause] = []
@@ -125,38 +151,23 @@ def explain(settings: Settings, history: History, assets: dict[str, Asset], name
 
     # Its own failure, and the bad files behind it.
     if attempt and attempt["status"] in ("failed", "interrupted"):
-        run = history.run(attempt["run_id"])
-        chain.append(Cause(
-            "failed", name, f"its last attempt {attempt['status']} in run {attempt['run_id']}",
-            run_id=attempt["run_id"], error=_first_line(attempt["error"]),
-            log_line=_log_line(run.log_path if run else None, name),
-        ))  # fmt: skip
+        text = f"its last attempt {attempt['status']} in run {attempt['run_id']}"
+        chain.append(_attempt_cause("failed", name, text, attempt, history))
     files = quarantined(settings, name)
     if files:
-        chain.append(Cause(
-            "quarantined", name,
-            f"{len(files)} bad file(s) in quarantine, tried again on every run until fixed "
-            f"upstream: {files[0]['blob']} ({'; '.join(files[0]['problems'][:2])})",
-            files=files,
-        ))  # fmt: skip
+        text = f"{len(files)} bad file(s) in quarantine, tried again on every run until fixed"
+        chain.append(_quarantine_cause(name, files, f"{text} upstream"))
 
     # Upstream: where the failures start.
     roots = _failed_roots(assets, last, name)
     for root in roots:
         failed = last[root]
-        root_run = history.run(failed["run_id"])
-        chain.append(Cause(
-            "blocked", root, f"blocked by {root}, which {failed['status']} in run "
-            f"{failed['run_id']}: {_first_line(failed['error'])}",
-            run_id=failed["run_id"], error=_first_line(failed["error"]),
-            log_line=_log_line(root_run.log_path if root_run else None, root),
-        ))  # fmt: skip
+        text = (f"blocked by {root}, which {failed['status']} in run {failed['run_id']}: "
+                f"{_first_line(failed['error'])}")  # fmt: skip
+        chain.append(_attempt_cause("blocked", root, text, failed, history))
         more = quarantined(settings, root)
         if more:
-            chain.append(Cause(
-                "quarantined", root, f"{root} quarantined {more[0]['blob']}: "
-                f"{'; '.join(more[0]['problems'][:2])}", files=more,
-            ))  # fmt: skip
+            chain.append(_quarantine_cause(root, more, f"{root} quarantined"))
 
     # Ticks of the jobs that would run it.
     jobs = _jobs_that_run(settings, assets, name)

@@ -196,6 +196,8 @@ def status_data(settings: Settings, recent_runs: int = 15) -> dict[str, Any]:
         }
     graph = catalogue.catalogue(catalogue.build_driver(settings))
     assets = asset_states(settings, history, graph)
+    states = {f.asset: f for f in freshness(settings, history, assets=list(graph))}
+    attempts = history.last_attempts()  # read once for every asset's why, not once per asset
     reports = history.last_reports()
     for name, state in assets.items():  # a model's dbt tests, as its checks
         found = checks_of(reports.get(name), name)
@@ -207,7 +209,9 @@ def status_data(settings: Settings, recent_runs: int = 15) -> dict[str, Any]:
             state["checks"] = {**counts, "not_passing": bad}
     for name, state in assets.items():  # what is not current says why, in one sentence
         if state["status"] != "success":
-            state["why"] = explain(settings, history, graph, name).sentence
+            state["why"] = explain(
+                settings, history, graph, name, states=states, last=attempts
+            ).sentence
     recent = history.runs(limit=recent_runs)
     running = [r.run_id for r in history.runs(limit=50) if r.status == "running"]
     return {
