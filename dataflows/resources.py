@@ -41,6 +41,7 @@ def sync_context(
     run_date: dt.date,
     full_refresh: bool,
     dry_run: bool = False,
+    backfill_window: tuple | None = None,
 ) -> SyncContext:
     """What every ingestion asset needs to sync a dataset into the lake."""
     return SyncContext(
@@ -56,6 +57,7 @@ def sync_context(
         volume_ratio=settings.ingestion.volume_ratio,
         volume_weeks=settings.ingestion.volume_weeks,
         min_rows=settings.ingestion.min_rows,
+        window=backfill_window,
     )
 
 

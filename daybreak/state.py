@@ -176,6 +176,24 @@ MIGRATIONS: list[str] = [
     ALTER TABLE runs ADD COLUMN plan TEXT;
     ALTER TABLE asset_attempts ADD COLUMN code_version TEXT;
     """,
+    # 5: backfills. A backfill is one run (trigger 'backfill') whose chunks are runs `part_of` it;
+    # `backfill_chunks` says which days each chunk covers and how far it got, so a killed
+    # backfill resumes from its first chunk not done.
+    """
+    ALTER TABLE runs ADD COLUMN part_of TEXT;
+    CREATE INDEX IF NOT EXISTS runs_by_parent ON runs (part_of);
+    CREATE TABLE IF NOT EXISTS backfill_chunks (
+        backfill_id TEXT NOT NULL,
+        chunk       INTEGER NOT NULL,
+        start_day   TEXT NOT NULL,
+        end_day     TEXT NOT NULL,
+        status      TEXT NOT NULL DEFAULT 'pending',
+        run_id      TEXT,
+        rows        INTEGER,
+        seconds     REAL,
+        PRIMARY KEY (backfill_id, chunk)
+    );
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

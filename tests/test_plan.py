@@ -131,3 +131,23 @@ def test_a_source_that_cannot_be_listed_leaves_the_sync_to_its_retry_policy(
     step = plan(settings, ["uk_products_sku"])["uk_products_sku"]
     assert step.run and "could not be listed" in step.reasons[-1]
     assert DEV_ACCOUNT_KEY not in " ".join(step.reasons)
+
+
+def test_what_another_run_built_since_makes_its_downstream_run(ran: Settings) -> None:
+    assert execute_run(ran, ["build_daily_sales_models"]).status == "success"  # nothing new...
+    steps = plan(ran)
+    assert not steps["build_daily_sales_models"].run  # ...so this run built nothing,
+    assert not steps["summary_export"].run  # and the export is still current
+    history = History(ran.state)
+    run_id = history.start_run(["stg_de_orders"])  # as if a morning job rebuilt one model
+    version = history.success_versions()["stg_de_orders"]
+    history.finish_attempt(run_id, "stg_de_orders", 1, "success", seconds=0.1,
+                           code_version=version)  # fmt: skip
+    history.finish_run(run_id, "success")
+    steps = plan(ran)
+    assert steps["int_customers_first_order"].reasons == [
+        "upstream changed since its last success: stg_de_orders"
+    ]
+    assert "upstream changed since its last success: stg_de_orders" in (
+        steps["int_orders_summary_daily"].reasons)  # fmt: skip
+    assert steps["summary_export"].run and not steps["stg_uk_orders"].run

@@ -5,7 +5,8 @@ Policies, in order of a sync:
 - A blob whose name is unsafe, unexpected or carries an impossible date is rejected; the rest go on.
 - Routine syncs look only at blobs from the last `days_back` days ([ingestion] days_back unless
   the asset says otherwise; the date in the name, else the last-modified time); an empty lake, a
-  full refresh or `force` looks at everything.
+  full refresh or `force` looks at everything. A backfill's `window` (first and last day) takes
+  every dated blob of those days, whatever its ETag, and no other dated blob.
 - A blob whose recorded ETag is unchanged and whose lake file exists is skipped (a full refresh
   re-syncs it); a new or changed blob is converted to its own Parquet file, replacing that file
   atomically (never duplicating rows). Many at once (a backfill) are converted in batches of up
@@ -35,7 +36,7 @@ from pathlib import Path, PurePosixPath
 import duckdb
 from filelock import FileLock
 
-from daybreak import clock
+from daybreak import clock, progress
 from daybreak.files import clean_stale_tmp
 from daybreak.ingest import lake
 from daybreak.ingest.datasets import CsvDataset
@@ -63,6 +64,8 @@ class SyncContext:
     volume_ratio: float = 0.5  # [ingestion] volume check (see volume_warnings)
     volume_weeks: int = 6
     min_rows: int = 0
+    # A backfill chunk: re-sync every dated file of these days (first, last), and no other.
+    window: tuple[dt.date, dt.date] | None = None
 
 
 @dataclass
@@ -178,13 +181,18 @@ def sync_dataset(
         try:
             batches = ctx.lake_root / ".batches" / asset
             shutil.rmtree(batches, ignore_errors=True)  # what a killed sync left
+            done = 0
             for batch in _batches(todo):
                 if len(batch) > 1 and _sync_batch(ctx, con, asset, dataset, batch, market,
                                                   report, batches):  # fmt: skip
+                    done += len(batch)
+                    progress.emit(progress.Event("files", asset, "running", done, len(todo)))
                     continue
                 for blob, lake_path, file_date in batch:  # one by one: each bad file named
                     _sync_blob(ctx, con, asset, dataset, blob, lake_path, market, file_date,
                                report)  # fmt: skip
+                    done += 1
+                    progress.emit(progress.Event("files", asset, "running", done, len(todo)))
             shutil.rmtree(batches, ignore_errors=True)
         finally:
             con.close()
@@ -218,9 +226,9 @@ def _decide(
     Refused names and unchanged blobs are counted on `report`. A sync and `plan` (a dry run)
     both decide here, so they cannot disagree.
     """
-    report.backfill = ctx.full_refresh or not known
+    report.backfill = ctx.full_refresh or not known or ctx.window is not None
     cutoff = None
-    if not report.backfill and not force:
+    if not (ctx.full_refresh or not known) and not force and ctx.window is None:
         back = ctx.days_back if days_back is None else days_back
         cutoff = ctx.run_date - dt.timedelta(days=back)
     listed: set[str] = set()
@@ -236,6 +244,10 @@ def _decide(
                 log.error("%s", rejected)
             continue
         if cutoff is not None and (file_date or blob.last_modified.date()) < cutoff:
+            continue
+        if ctx.window is not None and file_date is not None:
+            if ctx.window[0] <= file_date <= ctx.window[1]:
+                todo.append((blob, lake_path, file_date))  # a backfill re-syncs its days
             continue
         previous = known.get(blob.name)
         if (

@@ -90,6 +90,8 @@ def execute_run(
     history: History | None = None,
     observers: Sequence[ObserverFactory] = (),
     rerun_of: str | None = None,
+    window: tuple[dt.date, dt.date] | None = None,
+    part_of: str | None = None,
 ) -> RunOutcome:
     """Run `selection` (assets or groups) with the upstream assets it needs, and record it.
 
@@ -98,11 +100,15 @@ def execute_run(
     its error and traceback in the history, and a job's failure is alerted; the exception is on
     the outcome (`error_kind` says whether it was a bad name or config), never raised, except
     Ctrl-C, which is recorded as `interrupted` and raised.
+
+    `window` and `part_of` make the run a chunk of a backfill (daybreak.runner.backfill): its
+    syncs re-sync the dated files of those days, and the history lists it under the backfill.
     """
     history = history or History(settings.state)
     run_id = history.start_run(
-        selection, job=job, trigger=trigger, scheduled_for=scheduled_for, rerun_of=rerun_of
-    )
+        selection, job=job, trigger=trigger, scheduled_for=scheduled_for, rerun_of=rerun_of,
+        part_of=part_of,
+    )  # fmt: skip
     status, error, trace, results = "failed", None, None, []
     failure: BaseException | None = None
     watching: list[RunObserver] = []
@@ -112,7 +118,7 @@ def execute_run(
             assets = catalogue.catalogue(dr)
             plan = catalogue.with_upstream(assets, catalogue.select(assets, selection))
             history.set_selection(run_id, plan)
-            inputs = {"settings": settings, **run_inputs(full_refresh=full_refresh)}
+            inputs = {"settings": settings, **run_inputs(full_refresh=full_refresh, window=window)}
             # The plan: what is up to date is not run (runner.py plan shows the same decision).
             versions = code_versions(settings, dr, assets)
             steps = make_plan(

@@ -62,6 +62,7 @@ class RunRecord:
     traceback: str | None = None
     rerun_of: str | None = None
     plan: str | None = None  # JSON: each asset, whether it ran, and why
+    part_of: str | None = None  # the backfill this run is a chunk of
 
 
 class History:
@@ -85,6 +86,7 @@ class History:
         trigger: str = "manual",
         scheduled_for: dt.datetime | None = None,
         rerun_of: str | None = None,
+        part_of: str | None = None,
     ) -> str:
         started = clock.now()
         run_id = f"{started:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
@@ -92,10 +94,10 @@ class History:
         with self._connect() as con:
             con.execute(
                 "INSERT INTO runs (run_id, job, selection, trigger, scheduled_for, status, "
-                "started_at, pid, host, log_path, rerun_of) "
-                "VALUES (?, ?, ?, ?, ?, 'running', ?, ?, ?, ?, ?)",
+                "started_at, pid, host, log_path, rerun_of, part_of) "
+                "VALUES (?, ?, ?, ?, ?, 'running', ?, ?, ?, ?, ?, ?)",
                 (run_id, job, json.dumps(selection), trigger, iso(scheduled_for), iso(started),
-                 os.getpid(), socket.gethostname(), str(log_path), rerun_of),
+                 os.getpid(), socket.gethostname(), str(log_path), rerun_of, part_of),
             )  # fmt: skip
         return run_id
 
@@ -163,12 +165,28 @@ class History:
                 )
         return gone
 
-    def runs(self, *, job: str | None = None, limit: int = 20) -> list[RunRecord]:
-        query = "SELECT * FROM runs"
+    def resume_run(self, run_id: str) -> None:
+        """A run taken up again by this process (a backfill given again after it stopped)."""
+        with self._connect() as con:
+            con.execute(
+                "UPDATE runs SET status = 'running', ended_at = NULL, seconds = NULL, "
+                "error = NULL, traceback = NULL, pid = ?, host = ? WHERE run_id = ?",
+                (os.getpid(), socket.gethostname(), run_id),
+            )
+
+    def runs(
+        self, *, job: str | None = None, limit: int = 20, part_of: str | None = None
+    ) -> list[RunRecord]:
+        """Newest first; a backfill's chunks only when asked for by `part_of` (the backfill is
+        one entry in the history)."""
+        query = "SELECT * FROM runs WHERE part_of IS NULL"
         args: tuple[Any, ...] = ()
+        if part_of is not None:
+            query = "SELECT * FROM runs WHERE part_of = ?"
+            args = (part_of,)
         if job is not None:
-            query += " WHERE job = ?"
-            args = (job,)
+            query += " AND job = ?"
+            args = (*args, job)
         query += " ORDER BY started_at DESC, run_id DESC LIMIT ?"
         with self._connect() as con:
             rows = con.execute(query, (*args, limit)).fetchall()
@@ -280,6 +298,16 @@ class History:
             ).fetchall()
         return {r["asset"]: r["at"] for r in rows}
 
+    def success_order(self) -> dict[str, int]:
+        """Each asset's latest success as a position in the history (later is larger): what
+        `plan` compares, since two runs can end within the same second."""
+        with self._connect() as con:
+            rows = con.execute(
+                "SELECT asset, max(rowid) AS n FROM asset_attempts WHERE status = 'success' "
+                "GROUP BY asset"
+            ).fetchall()
+        return {r["asset"]: r["n"] for r in rows}
+
     def last_attempts(self) -> dict[str, dict[str, Any]]:
         """Each asset's most recent finished attempt: run_id, status, ended_at, error."""
         with self._connect() as con:
@@ -289,6 +317,52 @@ class History:
                 " WHERE status NOT IN ('running', 'retrying') GROUP BY asset)"
             ).fetchall()
         return {r["asset"]: dict(r) for r in rows}
+
+    # -- backfills (daybreak.runner.backfill) ---------------------------------------------
+
+    def add_chunks(self, backfill_id: str, chunks: list[tuple[dt.date, dt.date]]) -> None:
+        with self._connect() as con:
+            con.executemany(
+                "INSERT INTO backfill_chunks (backfill_id, chunk, start_day, end_day) "
+                "VALUES (?, ?, ?, ?)",
+                [(backfill_id, i, a.isoformat(), b.isoformat()) for i, (a, b) in enumerate(chunks)],
+            )
+
+    def chunks(self, backfill_id: str) -> list[dict[str, Any]]:
+        with self._connect() as con:
+            rows = con.execute(
+                "SELECT * FROM backfill_chunks WHERE backfill_id = ? ORDER BY chunk",
+                (backfill_id,),
+            ).fetchall()
+        return [dict(r) for r in rows]
+
+    def set_chunk(
+        self,
+        backfill_id: str,
+        chunk: int,
+        status: str,
+        *,
+        run_id: str | None = None,
+        rows: int | None = None,
+        seconds: float | None = None,
+    ) -> None:
+        with self._connect() as con:
+            con.execute(
+                "UPDATE backfill_chunks SET status = ?, run_id = coalesce(?, run_id), "
+                "rows = coalesce(?, rows), seconds = coalesce(?, seconds) "
+                "WHERE backfill_id = ? AND chunk = ?",
+                (status, run_id, rows, seconds, backfill_id, chunk),
+            )
+
+    def backfills(self, *, limit: int = 10) -> list[RunRecord]:
+        """Backfills, newest first."""
+        with self._connect() as con:
+            rows = con.execute(
+                "SELECT * FROM runs WHERE trigger = 'backfill' AND part_of IS NULL "
+                "ORDER BY started_at DESC, run_id DESC LIMIT ?",
+                (limit,),
+            ).fetchall()
+        return [_run(r) for r in rows]
 
     # -- ticks ----------------------------------------------------------------------------
 
@@ -344,6 +418,7 @@ class History:
                 con.execute("DELETE FROM asset_attempts WHERE run_id = ?", (row["run_id"],))
                 con.execute("DELETE FROM runs WHERE run_id = ?", (row["run_id"],))
                 con.execute("DELETE FROM tracked_runs WHERE run_id = ?", (row["run_id"],))
+                con.execute("DELETE FROM backfill_chunks WHERE backfill_id = ?", (row["run_id"],))
                 with contextlib.suppress(FileNotFoundError):
                     Path(row["log_path"]).unlink()
             con.execute("DELETE FROM ticks WHERE scheduled_for < ?", (cutoff,))

@@ -37,7 +37,7 @@ from typing import Any
 
 from hamilton import driver
 
-from daybreak import clock
+from daybreak import clock, progress
 from daybreak.assets.catalogue import Asset, models_built_by
 from daybreak.assets.dbt_models import DBT_BUILD_KIND, MODEL_KIND
 from daybreak.assets.tags import RetryPolicy, policy_from_tags
@@ -108,10 +108,20 @@ def _model_summary(report: DbtBuildReport, name: str) -> str:
 
 
 def run_inputs(
-    *, full_refresh: bool = False, run_date: dt.date | None = None, dry_run: bool = False
+    *,
+    full_refresh: bool = False,
+    run_date: dt.date | None = None,
+    dry_run: bool = False,
+    window: tuple[dt.date, dt.date] | None = None,
 ) -> dict[str, Any]:
-    """The per-run inputs every execution gets besides Settings (`dry_run`: plan only)."""
-    return {"full_refresh": full_refresh, "run_date": run_date or clock.today(), "dry_run": dry_run}
+    """The per-run inputs every execution gets besides Settings (`dry_run`: plan only; `window`:
+    a backfill chunk's first and last day)."""
+    inputs: dict[str, Any] = {
+        "full_refresh": full_refresh, "run_date": run_date or clock.today(), "dry_run": dry_run
+    }  # fmt: skip
+    if window is not None:
+        inputs["backfill_window"] = tuple(window)
+    return inputs
 
 
 @dataclass
@@ -170,6 +180,8 @@ class RunContext:
         return policy.scaled(self.retries.delay_scale)
 
     def started(self, asset: str, attempt: int) -> None:
+        detail = f"attempt {attempt}" if attempt > 1 else ""
+        progress.emit(progress.Event("asset", asset, "running", detail=detail))
         if self.history and self.run_id:
             self.history.start_attempt(self.run_id, asset, attempt)
 
@@ -181,6 +193,8 @@ class RunContext:
         next_try_at: dt.datetime | None = None,
         max_attempts: int | None = None,
     ) -> None:
+        progress.emit(progress.Event("asset", result.name, status or result.status,
+                                     detail=result.summary))  # fmt: skip
         if self.history and self.run_id:
             report = result.value
             if isinstance(report, DbtBuildReport):  # a model keeps its own part of the build

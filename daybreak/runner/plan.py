@@ -130,9 +130,12 @@ def make_plan(
     """Each asset the selection needs, in dependency order, with whether it runs and why
     (`versions`: the code versions, if the caller has them already)."""
     order = catalogue.with_upstream(assets, catalogue.select(assets, selection))
+    # What runs last (a backup) is judged last, once it is known whether anything else runs.
+    order = sorted(order, key=lambda a: assets[a].tags.get("run_last") == "true")
     versions = code_versions(settings, dr, assets) if versions is None else versions
     succeeded = history.success_versions()
     last = history.last_attempts()
+    built = history.success_order()
     states = {f.asset: f for f in freshness(settings, history, assets=order)}
     running: set[str] = set()
     steps: list[Step] = []
@@ -156,8 +159,17 @@ def make_plan(
             changed = [u for u in asset.upstream if u in running]
             if changed:
                 reasons.append(f"upstream will change: {', '.join(changed)}")
-            if asset.tags.get("run_last") == "true" and running:
-                reasons.append("runs last, after what changes the warehouse in this run")
+            # Built since, by another job, a backfill or by hand: what it has is older.
+            newer = [u for u in asset.upstream if u not in running
+                     and built.get(u, 0) > built.get(name, 0)]  # fmt: skip
+            if newer:
+                reasons.append(f"upstream changed since its last success: {', '.join(newer)}")
+            if asset.tags.get("run_last") == "true":  # a backup: after the warehouse changed
+                models = [a for a in order if assets[a].tags.get("kind") == MODEL_KIND]
+                if any(m in running for m in models):
+                    reasons.append("runs last, after what changes the warehouse in this run")
+                elif any(built.get(m, 0) > built.get(name, 0) for m in models):
+                    reasons.append("the warehouse changed since its last success")
             state = states.get(name)
             if state is not None and state.state == "stale":
                 reasons.append(f"stale by its freshness policy (last success {state.last_success})")

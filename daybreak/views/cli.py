@@ -24,6 +24,7 @@ from daybreak.config import Settings, load_settings
 from daybreak.errors import ConfigError, UnknownNameError, UnknownRunError, UsageError
 from daybreak.files import write_atomic
 from daybreak.logs import current_run, make_handler, redact, setup_logging
+from daybreak.runner.backfill import backfill
 from daybreak.runner.check import check
 from daybreak.runner.execute import ObserverFactory, execute_run, rerun_selection
 from daybreak.runner.heartbeat import Heartbeat
@@ -33,7 +34,7 @@ from daybreak.runner.materialize import format_summary, run_inputs
 from daybreak.runner.plan import make_plan
 from daybreak.runner.scheduler import Scheduler
 from daybreak.runner.why import explain
-from daybreak.views import lineage
+from daybreak.views import lineage, live
 from daybreak.views.status import asset_page, asset_states, jobs_data, status_data
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -78,6 +79,19 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("job", metavar="JOB")
     p.add_argument("--full", action="store_true", help="full refresh: resync the whole history")
     p.set_defaults(handler=_run_job)
+
+    p = sub.add_parser(
+        "backfill", help="re-sync a range of days of a job's files and rebuild what they reach, "
+        "in chunks; given again after a kill, it resumes"
+    )  # fmt: skip
+    _common(p)
+    p.add_argument("job", metavar="JOB")
+    p.add_argument("--start", required=True, type=_day, metavar="YYYY-MM-DD", help="first day")
+    p.add_argument("--end", required=True, type=_day, metavar="YYYY-MM-DD", help="last day")
+    p.add_argument("--chunk-days", type=int, default=7, metavar="N",
+                   help="days per chunk (default 7)")  # fmt: skip
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(handler=_backfill)
 
     p = sub.add_parser(
         "plan", help="what `run` would do now and why, asset by asset, without running anything"
@@ -188,6 +202,13 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _day(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD)") from None
+
+
 def observers(settings: Settings) -> list[ObserverFactory]:
     """What follows every run this process starts: the Hamilton UI mirror, with [tracking]."""
     if settings.tracking is None:
@@ -198,9 +219,10 @@ def observers(settings: Settings) -> list[ObserverFactory]:
 
 
 def _execute(settings: Settings, names: list[str], full: bool, job: str | None = None) -> int:
-    outcome = execute_run(
-        settings, names, job=job, full_refresh=full, observers=observers(settings)
-    )
+    with live.shown():
+        outcome = execute_run(
+            settings, names, job=job, full_refresh=full, observers=observers(settings)
+        )
     if outcome.exception is not None:  # before any asset ran: one line, the run to look at
         print(f"error: {outcome.error}", file=sys.stderr)
         print(f"run {outcome.run_id}: {outcome.status} (`runner.py logs {outcome.run_id}`)")
@@ -374,10 +396,11 @@ def _rerun(settings: Settings, args: argparse.Namespace) -> int:
     if not selection:
         print(f"run {run.run_id} has nothing that failed or was skipped: nothing to rerun")
         return EXIT_OK
-    outcome = execute_run(
-        settings, selection, job=run.job, trigger="rerun", rerun_of=run.run_id,
-        observers=observers(settings),
-    )  # fmt: skip
+    with live.shown():
+        outcome = execute_run(
+            settings, selection, job=run.job, trigger="rerun", rerun_of=run.run_id,
+            observers=observers(settings),
+        )  # fmt: skip
     if args.json:
         print(json.dumps({"run_id": outcome.run_id, "rerun_of": run.run_id,
                           "status": outcome.status, "selection": selection,
@@ -390,6 +413,27 @@ def _rerun(settings: Settings, args: argparse.Namespace) -> int:
     return EXIT_OK if outcome.status == "success" else EXIT_FAILED
 
 
+def _backfill(settings: Settings, args: argparse.Namespace) -> int:
+    with live.shown():
+        outcome = backfill(
+            settings, args.job, args.start, args.end, chunk_size=args.chunk_days,
+            observers=observers(settings),
+        )  # fmt: skip
+    if args.json:
+        print(json.dumps({"run_id": outcome.run_id, "status": outcome.status,
+                          "resumed": outcome.resumed, "error": outcome.error,
+                          "progress": outcome.progress.as_json()}, indent=2))  # fmt: skip
+    else:
+        print(outcome.progress.line())
+        print(f"backfill {outcome.run_id}: {outcome.status}"
+              + (" (resumed)" if outcome.resumed else "")
+              + (f": {outcome.error}" if outcome.error else ""))  # fmt: skip
+        if outcome.status != "success" and outcome.progress.failed_chunk:
+            print("give the same command again to resume from chunk "
+                  f"{outcome.progress.failed_chunk}")  # fmt: skip
+    return EXIT_OK if outcome.status == "success" else EXIT_FAILED
+
+
 def _logs(settings: Settings, args: argparse.Namespace) -> int:
     history = History(settings.state)
     run = history.run(args.run_id)
@@ -399,6 +443,10 @@ def _logs(settings: Settings, args: argparse.Namespace) -> int:
     for a in history.attempts(run.run_id):
         print(f"  {a['asset']:<36} attempt {a['attempt']}  {a['status']:<11} "
               f"{(a['error'] or '').splitlines()[0] if a['error'] else ''}")  # fmt: skip
+    for c in history.chunks(run.run_id):  # a backfill: its chunks, each a run of its own
+        rows = f"{c['rows']:,} rows" if c["rows"] is not None else ""
+        print(f"  chunk {c['start_day']}..{c['end_day']}  {c['status']:<11} {rows:>14}  "
+              f"run {c['run_id'] or '-'}")  # fmt: skip
     path = Path(run.log_path)
     print(f"--- {path}")
     print(path.read_text(encoding="utf-8") if path.exists() else "(the log file was pruned)")

@@ -17,6 +17,7 @@ from daybreak.assets import catalogue
 from daybreak.assets.catalogue import Asset
 from daybreak.config import Settings
 from daybreak.errors import UnknownNameError
+from daybreak.runner import backfill
 from daybreak.runner.freshness import freshness
 from daybreak.runner.history import History, RunRecord
 from daybreak.runner.instance import runner_state
@@ -149,10 +150,14 @@ def run_entry(history: History, run: RunRecord) -> dict[str, Any]:
         "error": run.error,
     }
     if run.status not in ("success", "running"):
+        # A backfill's assets ran in its chunks: what failed is in the chunk that stopped it.
+        stopped = [r.run_id for r in history.runs(part_of=run.run_id, limit=5)
+                   if r.status != "success"][:1]  # fmt: skip
+        parts = [run.run_id, *stopped]
         entry["failed_assets"] = [
             {"asset": a["asset"], "status": a["status"], "attempt": a["attempt"],
              "error": a["error"], "traceback": a["traceback"]}
-            for a in history.attempts(run.run_id)
+            for part in parts for a in history.attempts(part)
             if a["status"] in ("failed", "skipped", "interrupted")
         ]  # fmt: skip
     return entry
@@ -221,6 +226,7 @@ def status_data(settings: Settings, recent_runs: int = 15) -> dict[str, Any]:
         "recent_runs": [run_entry(history, r) for r in recent],
         "running": running,
         "retrying": history.retrying(),
+        "backfills": [p.as_json() for p in backfill.recent(history)],
         "runner": runner_state(settings.state),
         "warehouse_lock": lock.holder(settings.state),
         "waiting_for_warehouse": lock.waiting(settings.state),

@@ -31,6 +31,7 @@ from zoneinfo import ZoneInfo
 from daybreak.config import Settings
 from daybreak.errors import UnknownNameError
 from daybreak.logs import redact
+from daybreak.runner.backfill import duration
 from daybreak.runner.history import History
 from daybreak.views.status import asset_page
 
@@ -129,7 +130,8 @@ class Page:
             f'<div class="banner {banner[0]}" id="banner">{_h(banner[1])}</div>',
             self._running(data),
             self._jobs(data["jobs"]),
-            self._failures(data["recent_runs"], logs),
+            self._backfills(data.get("backfills", [])),
+            self._failures(data["recent_runs"], logs, data.get("backfills", [])),
             self._runs(data["recent_runs"]),
             self._assets(assets),
             self._lineage(svg),
@@ -187,7 +189,30 @@ class Page:
         headers = ["job", "schedule", "next run", "last result", "started", "took", "error"]
         return _table("jobs", "Jobs", headers, rows)
 
-    def _failures(self, runs: list[dict[str, Any]], logs: dict[str, str]) -> str:
+    def _backfills(self, backfills: list[dict[str, Any]]) -> str:
+        rows = []
+        for b in backfills:
+            left = f", about {_h(duration(b['estimate_seconds']))} left" if (
+                b["estimate_seconds"] is not None and b["days_done"] < b["days_total"]
+                and b["status"] == "running") else ""  # fmt: skip
+            now = f"; now {_h(b['current'])}" if b.get("current") else ""
+            rows.append(
+                f"<tr class=backfill><td><b>{_h(b['job'])}</b> {_h(b['start'])} to "
+                f"{_h(b['end'])}<br><span class=muted>{_h(b['backfill_id'])}</span></td>"
+                f"<td>{self.badge(b['status'])}</td>"
+                f'<td><progress max="{b["days_total"]}" value="{b["days_done"]}">'
+                f"{b['percent']}%</progress> {b['days_done']}/{b['days_total']} days, "
+                f"{b['chunks_done']}/{b['chunks_total']} chunks{now}</td>"
+                f"<td>{b['rows']:,}</td><td>{_h(duration(b['elapsed_seconds']))}{left}</td></tr>"
+            )
+        headers = ["backfill", "status", "progress", "rows", "elapsed"]
+        return _table("backfills", "Backfills", headers, rows) if rows else ""
+
+    def _failures(
+        self, runs: list[dict[str, Any]], logs: dict[str, str],
+        backfills: list[dict[str, Any]] | None = None,
+    ) -> str:  # fmt: skip
+        ranges = {b["backfill_id"]: b for b in backfills or []}
         failed = [r for r in runs if r["status"] in ("failed", "interrupted")][:3]
         if not failed:
             return ""
@@ -209,11 +234,20 @@ class Page:
                     f"<td class=err>{_h(a['error'])}{trace}</td></tr>"
                 )
             out.append("</table>")
-            out.append(
-                "<p>Once it is fixed, run again only what failed and what depends on it: "
-                f'<code class="rerun">python runner.py rerun {_h(run["run_id"])} '
-                "--from-failure</code></p>"
-            )
+            backfill = ranges.get(run["run_id"])
+            if backfill is not None:
+                out.append(
+                    f"<p>{_h(run.get('error') or '')}. Once it is fixed, the same command takes the"
+                    f" backfill up again from chunk {_h(backfill['failed_chunk'])}: "
+                    f'<code class="rerun">python runner.py backfill {_h(backfill["job"])} '
+                    f"--start {_h(backfill['start'])} --end {_h(backfill['end'])}</code></p>"
+                )
+            else:
+                out.append(
+                    "<p>Once it is fixed, run again only what failed and what depends on it: "
+                    f'<code class="rerun">python runner.py rerun {_h(run["run_id"])} '
+                    "--from-failure</code></p>"
+                )
             tail = logs.get(run["run_id"])
             if tail is not None:
                 out.append(

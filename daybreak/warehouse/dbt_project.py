@@ -24,6 +24,7 @@ from typing import Any
 
 import duckdb
 
+from daybreak import progress
 from daybreak.config import Settings
 from daybreak.errors import LOCK_CONFLICT
 from daybreak.warehouse.backup import publish_reader_copy
@@ -140,6 +141,15 @@ def _release_warehouse() -> None:
             DuckDBConnectionManager._ENV = None
 
 
+def _node_finished(event: Any) -> None:
+    """dbt's event callback: each model and test as it finishes, for live progress."""
+    if event.info.name != "NodeFinished":
+        return
+    node = event.data.node_info
+    progress.emit(progress.Event("node", node.node_name, node.node_status,
+                                 detail=node.resource_type))  # fmt: skip
+
+
 def _held_by_another(result: Any) -> bool:
     """Whether a dbt invocation failed because another process held the warehouse file."""
     messages = [str(result.exception or "")]
@@ -197,7 +207,10 @@ class _Invoker:
             "--vars", json.dumps(self.dbt_vars),
         ]  # fmt: skip
 
-    def invoke(self, args: list[str], manifest: Any = None, *, quiet: bool = True) -> Any:
+    def invoke(
+        self, args: list[str], manifest: Any = None, *, quiet: bool = True,
+        callbacks: list[Any] | None = None,
+    ) -> Any:  # fmt: skip
         from dbt.cli.main import dbtRunner
 
         flags = [*self.flags(), "--no-send-anonymous-usage-stats", "--no-version-check"]
@@ -208,7 +221,7 @@ class _Invoker:
             saved = {k: os.environ.get(k) for k in self.env}
             os.environ.update(self.env)
             try:
-                return dbtRunner(manifest=manifest).invoke([*args, *flags])
+                return dbtRunner(manifest=manifest, callbacks=callbacks).invoke([*args, *flags])
             finally:
                 for key, value in saved.items():
                     if value is None:
@@ -327,7 +340,9 @@ class DbtProject:
                 left = dt.timedelta(seconds=max(deadline - time.monotonic(), 0))
                 wait_until_free(warehouse, self.layout, what, alert_after=left, timeout=left)
                 try:
-                    result = self._invoker().invoke(args, manifest=manifest)
+                    result = self._invoker().invoke(
+                        args, manifest=manifest, callbacks=[_node_finished]
+                    )
                 finally:
                     _release_warehouse()
                 # A program that opened the warehouse between the wait and dbt's connect: nothing
