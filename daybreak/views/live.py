@@ -26,7 +26,7 @@ STYLES = {
     "fresh": "dim", "failed": "red", "error": "red", "fail": "red", "skipped": "magenta",
     "warn": "dark_orange", "interrupted": "red",
 }  # fmt: skip
-SHOWN_NODES = 6  # the dbt nodes last finished, shown by name
+SHOWN_NODES = 3  # the dbt nodes last finished, shown by name
 
 
 class LiveProgress:
@@ -59,7 +59,7 @@ class LiveProgress:
                 parts.append(ProgressBar(total=self.backfill.total,
                                          completed=self.backfill.done or 0, width=50))  # fmt: skip
             table = Table(box=None, show_header=False, pad_edge=False)
-            table.add_column("asset", no_wrap=True)
+            table.add_column("asset", no_wrap=True, min_width=30)
             table.add_column("state", no_wrap=True)
             table.add_column("detail", overflow="ellipsis", no_wrap=True, max_width=70)
             for name, (status, detail) in self.assets.items():
