@@ -215,8 +215,9 @@ class Workspace:
     def config(self) -> Path:
         return self.root / "daybreak.toml"
 
-    def write(self, *, noop: bool = False) -> Workspace:
-        """The config; `noop`: the orchestration benchmark's graph (bench.noop_flow)."""
+    def write(self, *, noop: bool = False, engine: str = "") -> Workspace:
+        """The config; `noop`: the orchestration benchmark's graph (bench.noop_flow); `engine`:
+        an [engine] table."""
         self.root.mkdir(parents=True, exist_ok=True)
         markets = "".join(
             f'\n[markets.{m}]\ncurrency = "{c}"\ntimezone = "{ZONES[m]}"\n'
@@ -248,7 +249,7 @@ class Workspace:
 
             [backup]
             keep = 1
-            """) + graph + exports + job + "\n" + markets, encoding="utf-8")  # fmt: skip
+            """) + graph + exports + job + "\n" + markets + engine, encoding="utf-8")  # fmt: skip
         return self
 
     def settings(self) -> Any:
@@ -708,6 +709,65 @@ class Suite:
              "12 no-op Hamilton executions, logs"],
         ))  # fmt: skip
 
+    # 7 ---------------------------------------------------------------------------------------
+    def engine(self) -> None:
+        self.log("7. engine overhead: a two-worker local Dask cluster vs the local engine")
+        import logging
+
+        from daybreak.runner.execute import execute_run
+
+        logging.getLogger().setLevel(logging.INFO)  # the run logs say how the work spread
+
+        cluster = '\n[engine]\nkind = "local-cluster"\nworkers = 2\n'
+        noop_local = Workspace(self.work / "noop-local", self.work / "noop" / "landing", 1, 1)
+        noop_dask = Workspace(self.work / "noop-dask", self.work / "noop" / "landing", 1, 1)
+        (noop_local.landing / "x").mkdir(parents=True, exist_ok=True)
+        (noop_local.landing / "x" / "keep").touch()
+        noop_local.write(noop=True)
+        noop_dask.write(noop=True, engine=cluster)
+        job = ["noop_daily_sales_flow"]
+        started = time.perf_counter()
+        settings = noop_dask.settings()
+        execute_run(settings, settings.jobs[job[0]].select)  # starts the cluster, once
+        startup = time.perf_counter() - started
+        a, b = Series("no-op flow, local engine"), Series("no-op flow, local Dask cluster")
+        sl, sd = noop_local.settings(), noop_dask.settings()
+        # full_refresh: every asset runs (the plan would otherwise skip them all as current)
+        alternate([
+            (a, lambda: timed(lambda: execute_run(sl, sl.jobs[job[0]].select, full_refresh=True))),
+            (b, lambda: timed(lambda: execute_run(sd, sd.jobs[job[0]].select, full_refresh=True))),
+        ], max(self.scale.repeats, 5), warmup=1)  # fmt: skip
+
+        cold_local = Workspace(self.work / "engine-local", self.landing, self.scale.days,
+                               self.scale.rows).write()  # fmt: skip
+        cold_dask = Workspace(self.work / "engine-dask", self.landing, self.scale.days,
+                              self.scale.rows).write(engine=cluster)  # fmt: skip
+        c, d = Series("cold backfill, local engine"), Series("cold backfill, local Dask cluster")
+        spread: list[str] = []
+
+        def cold(ws: Workspace, series: Series) -> Measured:
+            ws.reset()
+            settings = ws.settings()
+            measured = timed(lambda: spread.append(_fan_out_line(execute_run(
+                settings, ["azure_ingestion_orders"]))))  # fmt: skip
+            check(lake_rows(ws) == order_files(self.landing) * self.scale.rows, "lake complete")
+            return measured
+
+        alternate([(c, lambda: cold(cold_local, c)), (d, lambda: cold(cold_dask, d))],
+                  self.scale.repeats, warmup=0)  # fmt: skip
+        fanned = next((line for line in reversed(spread) if line), "no fan-out recorded")
+        self.outcomes.append(Outcome(
+            "7. engine overhead (Dask, 2 local workers)", [a, b, c, d], d.median / c.median,
+            "cold backfill, local cluster / local engine", "", None,
+            [f"no-op flow: {b.median - a.median:+.2f} s a run on the cluster "
+             f"({b.median / a.median:.1f}x): one task round trip per Python asset and the "
+             f"environment check of every worker at the run's start; starting the cluster "
+             f"(once per runner process) took {startup:.1f} s",
+             f"cold backfill: {fanned}. On two cores the workers share the CPUs the local "
+             "engine had to itself, so no speed-up is expected here: what the cluster adds is "
+             "the cost of moving each batch's work to a worker process"],
+        ))  # fmt: skip
+
     def backup(self) -> None:
         self.log("backup: the warehouse backup on its own (a full copy, by nature)")
         from daybreak.runner.execute import execute_run
@@ -722,6 +782,23 @@ class Suite:
             "warehouse GiB", "", None,
             [f"copies {size / 2**30:.2f} GiB: {size / 2**20 / series.median:.0f} MB/s"],
         ))  # fmt: skip
+
+
+def _fan_out_line(outcome: Any) -> str:
+    """The engine's own account of a run's fan-out, summed: tasks per worker, from the run's log
+    ("N batches fanned out over K worker(s): ADDR n, ADDR n")."""
+    lines = Path(outcome.log_path).read_text(encoding="utf-8").splitlines()
+    per_worker: dict[str, int] = {}
+    for line in lines:
+        if "fanned out over" in line:
+            for part in line.split(": ", 2)[-1].split(": ", 1)[-1].split(", "):
+                worker, _, count = part.rpartition(" ")
+                if count.isdigit():
+                    per_worker[worker] = per_worker.get(worker, 0) + int(count)
+    if not per_worker:
+        return ""
+    return (f"{sum(per_worker.values())} batch tasks, per worker: "
+            + ", ".join(f"{w} {n}" for w, n in sorted(per_worker.items())))  # fmt: skip
 
 
 # -- report ------------------------------------------------------------------------------------
@@ -797,7 +874,7 @@ def main(argv: list[str] | None = None) -> int:
     started = clock.now()
     t0 = time.perf_counter()
     order = ["cold_backfill", "end_to_end_cold", "warm_daily", "dbt", "hyper", "finish_cold",
-             "backup", "orchestration"]  # fmt: skip
+             "backup", "orchestration", "engine"]  # fmt: skip
     only = [o for o in args.only.split(",") if o] or order
     unknown = set(only) - set(order)
     if unknown:

@@ -7,6 +7,7 @@ os.environ for configuration itself.
 from __future__ import annotations
 
 import codecs
+import dataclasses
 import datetime as dt
 import io
 import os
@@ -25,6 +26,7 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    model_validator,
 )
 
 from daybreak.errors import ConfigError
@@ -232,6 +234,29 @@ class WarehouseConfig(_Strict):
     reader_copy: Annotated[str, AfterValidator(_file_name)] = "daybreak_readonly.duckdb"
 
 
+class EngineConfig(_Strict):
+    """Where the Python assets run: this process, a Dask cluster, or a Dask cluster on loopback.
+
+    The warehouse side (dbt models, exports, the backup) always runs in the runner, which holds
+    the warehouse's writer lock; see docs/ARCHITECTURE.md, "Running on a cluster".
+    """
+
+    kind: Literal["local", "dask", "local-cluster"] = "local"
+    address: str | None = None  # kind = "dask": the scheduler, e.g. "tcp://10.0.0.5:8786"
+    workers: Annotated[int, Field(ge=1, le=64)] = 2  # kind = "local-cluster": worker processes
+    # How long to wait for the scheduler to answer, and for a first worker, at a run's start.
+    connect_timeout_seconds: Annotated[float, Field(gt=0, le=600, strict=False)] = 10.0
+
+    @model_validator(mode="after")
+    def _address_for_dask(self) -> EngineConfig:
+        if self.kind == "dask" and not self.address:
+            raise ValueError('kind = "dask" needs address = "tcp://HOST:8786" (the scheduler)')
+        if self.address and not re.fullmatch(r"(tcp|tls|inproc|ucx)://[^\s/]+", self.address):
+            raise ValueError(f"address {self.address!r} is not a scheduler address like "
+                             "tcp://HOST:8786")  # fmt: skip
+        return self
+
+
 class BackupConfig(_Strict):
     """Warehouse backups (in <state>/backups/warehouse): how many are kept."""
 
@@ -351,6 +376,7 @@ class _File(_Strict):
     web: WebConfig = WebConfig()
     heartbeat: HeartbeatConfig = HeartbeatConfig()
     warehouse: WarehouseConfig = WarehouseConfig()
+    engine: EngineConfig = EngineConfig()
     markets: Annotated[
         dict[Annotated[str, AfterValidator(_market_code)], Market], Field(min_length=1)
     ]
@@ -448,6 +474,7 @@ class Settings:
     markets: dict[str, Market]
     jobs: dict[str, JobConfig]
     secrets: Secrets
+    engine: EngineConfig = dataclasses.field(default_factory=EngineConfig)
 
     @property
     def market_codes(self) -> list[str]:
@@ -573,6 +600,7 @@ def load_settings(
         markets=dict(parsed.markets),
         jobs=dict(parsed.jobs),
         secrets=Secrets.from_environ(env),
+        engine=parsed.engine,
     )
     _check_cross_fields(settings)
     return settings

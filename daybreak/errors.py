@@ -11,7 +11,7 @@ from __future__ import annotations
 import random
 import re
 from collections.abc import Callable
-from typing import Literal
+from typing import Any, Literal
 
 Backoff = Literal["constant", "linear", "exponential"]
 
@@ -42,6 +42,13 @@ class TransientError(Exception):
     def __init__(self, message: str, *, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+    def __reduce__(self) -> Any:  # pickled whole (a Dask worker raises it to the runner)
+        return (_transient, (str(self), self.retry_after))
+
+
+def _transient(message: str, retry_after: float | None) -> TransientError:
+    return TransientError(message, retry_after=retry_after)
 
 
 def backoff_seconds(
@@ -82,6 +89,8 @@ _TRANSIENT_NAMES = {
     # azure-core
     "ServiceRequestError", "ServiceResponseError",
     # filelock's Timeout shares requests' name
+    # distributed: the worker running the asset died (the retry goes to another worker)
+    "KilledWorker",
 }  # fmt: skip
 
 

@@ -97,6 +97,7 @@ def setup_logging(level: int = logging.INFO) -> None:
     root.setLevel(level)
     # The Azure SDK logs every HTTP request at INFO.
     logging.getLogger("azure").setLevel(logging.WARNING)
+    logging.getLogger("distributed").setLevel(logging.WARNING)  # Dask: every connection at INFO
     # Hamilton logs a banner for every failing node; daybreak reports failures itself.
     logging.getLogger("hamilton.execution.graph_functions").setLevel(logging.CRITICAL)
     logging.getLogger("hamilton.driver").addFilter(

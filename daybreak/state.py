@@ -194,6 +194,10 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (backfill_id, chunk)
     );
     """,
+    # 6: the Dask worker that ran an attempt ([engine]); NULL when the runner ran it.
+    """
+    ALTER TABLE asset_attempts ADD COLUMN worker TEXT;
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

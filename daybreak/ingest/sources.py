@@ -104,6 +104,7 @@ class AzureSource:
     def __init__(self, settings: Settings) -> None:
         from azure.storage.blob import ContainerClient
 
+        self._settings = settings
         azure = settings.source.azure
         if azure is None:  # load_settings has already refused this
             raise ConfigError("source.azure: missing value")
@@ -129,6 +130,9 @@ class AzureSource:
             )
         # The account URL is not secret; the connection string that may contain it is.
         self.description = f"Azure container {azure.container!r} at {self._client.url}"
+
+    def __reduce__(self) -> Any:  # sent to a Dask worker: it opens its own client there
+        return (AzureSource, (self._settings,))
 
     def list(self, prefix: str) -> Iterator[BlobInfo]:
         for props in self._client.list_blobs(name_starts_with=prefix):

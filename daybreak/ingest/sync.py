@@ -29,9 +29,11 @@ import logging
 import shutil
 import statistics
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 import duckdb
 from filelock import FileLock
@@ -116,6 +118,9 @@ class SyncFailed(Exception):
             f"  {report.summary()}\n  " + "\n  ".join(errors[:10]) + more
         )
 
+    def __reduce__(self) -> Any:  # pickled with its report (a Dask worker raises it)
+        return (SyncFailed, (self.report,))
+
 
 def _dataset_root(dataset: CsvDataset, market: str) -> str:
     fixed = dataset.lake_path.split("{year}")[0].split("{stem}")[0].format(market=market)
@@ -182,9 +187,10 @@ def sync_dataset(
             batches = ctx.lake_root / ".batches" / asset
             shutil.rmtree(batches, ignore_errors=True)  # what a killed sync left
             done = 0
-            for batch in _batches(todo):
-                if len(batch) > 1 and _sync_batch(ctx, con, asset, dataset, batch, market,
-                                                  report, batches):  # fmt: skip
+            converted = _convert_batches(ctx, con, dataset, list(_batches(todo)), market, batches)
+            for batch, counts in converted:
+                if counts is not None:
+                    _record_batch(ctx, asset, batch, counts, report)
                     done += len(batch)
                     progress.emit(progress.Event("files", asset, "running", done, len(todo)))
                     continue
@@ -371,41 +377,86 @@ def _now() -> str:
     return clock.now().replace(tzinfo=None).isoformat(sep=" ")
 
 
-def _sync_batch(
+# Where a sync's batches are converted: None here, in this thread; on a Dask worker the engine
+# sets a map over the cluster, so a backfill's batches spread over every worker
+# (daybreak.runner.engine). It takes a function and its argument tuples and yields the results
+# in order.
+Mapper = Callable[[Callable[..., Any], list[tuple[Any, ...]]], Iterator[Any]]
+fan_out: ContextVar[Mapper | None] = ContextVar("fan_out", default=None)
+
+
+def _convert_batches(
     ctx: SyncContext,
     con: duckdb.DuckDBPyConnection,
-    asset: str,
+    dataset: CsvDataset,
+    batches: list[list[_Todo]],
+    market: str,
+    scratch: Path,
+) -> Iterator[tuple[list[_Todo], list[int] | None]]:
+    """Each batch with its row counts, or None for a batch to go one file at a time (a single
+    file, or one in doubt). With a fan-out, the batches convert as tasks of their own."""
+    synced_at = _now()
+    work = [(i, b) for i, b in enumerate(batches) if len(b) > 1]
+    mapper = fan_out.get()
+    results = None
+    if mapper is not None and len(work) > 1:
+        args = [(ctx.source, ctx.layout.scratch, ctx.lake_root, dataset, batch, market, synced_at,
+                 scratch / str(i), None) for i, batch in work]  # fmt: skip
+        results = mapper(convert_batch, args)  # all submitted; they come back in order
+    for i, batch in enumerate(batches):
+        if len(batch) == 1:
+            yield batch, None
+        elif results is not None:
+            yield batch, next(results)  # recorded by the caller before the next one is read
+        else:
+            yield batch, convert_batch(ctx.source, ctx.layout.scratch, ctx.lake_root, dataset,
+                                       batch, market, synced_at, scratch / str(i), con)  # fmt: skip
+
+
+def convert_batch(
+    source: Source,
+    fetch_scratch: Path,
+    lake_root: Path,
     dataset: CsvDataset,
     batch: list[_Todo],
     market: str,
-    report: SyncReport,
+    synced_at: str,
     scratch: Path,
-) -> bool:
-    """Convert a batch in one statement; False (nothing written) if a file needs diagnosis."""
-    synced_at = _now()
-    with contextlib.ExitStack() as stack:
-        items = [
-            lake.BatchItem(
-                stack.enter_context(ctx.source.fetch(blob, ctx.layout.scratch)),
-                ctx.lake_root / lake_path,
-                _extras(blob, market, file_date, synced_at),
-            )
-            for blob, lake_path, file_date in batch
-        ]
-        try:
-            counts = lake.convert_batch(con, items, dataset, scratch)
-        except duckdb.Error as exc:  # not a file's fault: say so, and go one by one
-            log.warning("batch conversion of %d files failed (%s); converting one by one",
-                        len(items), exc)  # fmt: skip
-            counts = None
-    if counts is None:
-        return False
+    con: duckdb.DuckDBPyConnection | None = None,
+) -> list[int] | None:
+    """Convert a batch in one statement, on whichever process runs it; None (nothing written)
+    if a file needs diagnosis one at a time."""
+    own = con is None
+    con = con or lake.connect()
+    try:
+        with contextlib.ExitStack() as stack:
+            items = [
+                lake.BatchItem(
+                    stack.enter_context(source.fetch(blob, fetch_scratch)),
+                    lake_root / lake_path,
+                    _extras(blob, market, file_date, synced_at),
+                )
+                for blob, lake_path, file_date in batch
+            ]
+            try:
+                return lake.convert_batch(con, items, dataset, scratch)
+            except duckdb.Error as exc:  # not a file's fault: say so, and go one by one
+                log.warning("batch conversion of %d files failed (%s); converting one by one",
+                            len(items), exc)  # fmt: skip
+                return None
+    finally:
+        if own:
+            con.close()
+
+
+def _record_batch(
+    ctx: SyncContext, asset: str, batch: list[_Todo], counts: list[int], report: SyncReport
+) -> None:
     for (blob, lake_path, _), rows in zip(batch, counts, strict=True):
         ctx.state.record_synced(asset, SyncedBlob(blob.name, blob.etag, blob.size, rows, lake_path))
         report.rows_loaded += rows
         report.files_synced += 1
         report.bytes += blob.size
-    return True
 
 
 def _sync_blob(

@@ -84,6 +84,13 @@ def check(settings: Settings) -> tuple[list[Problem], dict[str, Any]]:
                     f"{table!r} is not a dbt model, so no build makes it (models: "
                     f"{', '.join(sorted(models))})",
                 ))  # fmt: skip
+    if settings.engine.kind == "dask":  # the scheduler answers, and its workers fit this runner
+        from daybreak.runner.engine import EngineUnavailable, open_engine
+
+        try:
+            open_engine(settings).close()
+        except EngineUnavailable as exc:
+            problems.append(Problem(_line_of(config, r"\[engine\]"), "engine", str(exc)))
     counts = {
         "jobs": len(settings.jobs),
         "scheduled": sum(1 for j in settings.jobs.values() if j.cron),

@@ -24,6 +24,7 @@ from daybreak.config import Settings
 from daybreak.ingest import demo
 from daybreak.logs import redact
 from daybreak.runner.alerts import Alerter, alert_urls
+from daybreak.runner.engine import LocalEngine, open_engine
 from daybreak.runner.history import History, RunRecord
 from daybreak.runner.materialize import AssetResult, RunContext, materialize, run_inputs
 from daybreak.runner.plan import code_versions, make_plan
@@ -143,12 +144,16 @@ def execute_run(
                 for observer in watching:
                     observer.attempt_recorded(asset, attempt)
 
+            engine = open_engine(settings) if todo else LocalEngine()
             ctx = RunContext(
                 history, run_id, settings.retries, stop or threading.Event(),
                 concurrency=settings.concurrency, layout=settings.state, on_recorded=recorded,
-                settings=settings, versions=versions,
+                settings=settings, versions=versions, engine=engine,
             )  # fmt: skip
-            results = materialize(dr, assets, plan, inputs, ctx, fresh=current)
+            try:
+                results = materialize(dr, assets, plan, inputs, ctx, fresh=current)
+            finally:
+                engine.close()
             alerter = Alerter(settings.state, alert_urls(settings))
             for result in results:  # the volume check's findings, alerted once per file
                 for warning in getattr(result.value, "volume_warnings", None) or []:

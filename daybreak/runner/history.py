@@ -221,6 +221,7 @@ class History:
         next_try_at: dt.datetime | None = None,
         max_attempts: int | None = None,
         code_version: str | None = None,
+        worker: str | None = None,
     ) -> None:
         """An attempt's end; a `retrying` one says when the next try is, out of how many."""
         with self._connect() as con:
@@ -231,11 +232,11 @@ class History:
             )
             con.execute(
                 "UPDATE asset_attempts SET status = ?, ended_at = ?, seconds = ?, error = ?, "
-                "traceback = ?, report = ?, next_try_at = ?, max_attempts = ?, code_version = ? "
-                "WHERE run_id = ? AND asset = ? AND attempt = ?",
+                "traceback = ?, report = ?, next_try_at = ?, max_attempts = ?, code_version = ?, "
+                "worker = ? WHERE run_id = ? AND asset = ? AND attempt = ?",
                 (status, iso(clock.now()), round(seconds, 3), redact(error) if error else None,
                  redact(traceback) if traceback else None, to_json(report), iso(next_try_at),
-                 max_attempts, code_version, run_id, asset, attempt),
+                 max_attempts, code_version, worker, run_id, asset, attempt),
             )  # fmt: skip
 
     def retrying(self) -> list[dict[str, Any]]:

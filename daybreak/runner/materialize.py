@@ -46,6 +46,7 @@ from daybreak.errors import is_transient
 from daybreak.logs import asset_context, redact
 from daybreak.runner.alerts import Alerter, alert_urls
 from daybreak.runner.concurrency import WAREHOUSE_TAG, tag_slot
+from daybreak.runner.engine import Engine, LocalEngine
 from daybreak.runner.history import History
 from daybreak.state import StateLayout
 from daybreak.warehouse.dbt_project import DbtBuildFailed, DbtBuildReport, DbtProject
@@ -140,6 +141,9 @@ class RunContext:
     settings: Settings | None = None
     # Each asset's code fingerprint, recorded with a success (what `plan` compares).
     versions: dict[str, str] = field(default_factory=dict)
+    # Where Python assets execute ([engine]); the Dask worker of each asset's latest attempt.
+    engine: Engine = field(default_factory=LocalEngine)
+    workers: dict[str, str | None] = field(default_factory=dict)
 
     def clear_warehouse(self, names: list[str], tags: dict[str, str]) -> None:
         """Wait until no program outside daybreak holds the warehouse, if these assets write it;
@@ -205,6 +209,7 @@ class RunContext:
                 seconds=result.seconds, error=result.error, traceback=result.traceback,
                 report=report, next_try_at=next_try_at, max_attempts=max_attempts,
                 code_version=self.versions.get(result.name),
+                worker=self.workers.get(result.name),
             )  # fmt: skip
             if self.on_recorded is not None:
                 self.on_recorded(result.name, result.attempts)
@@ -252,12 +257,6 @@ def _with_retries(name: str, asset: Asset, call: Callable[[], Any], ctx: RunCont
         if ctx.stop.wait(wait):  # the runner is stopping: give up rather than sleep on
             return result
         attempt += 1
-
-
-def _execute(
-    dr: driver.Driver, name: str, inputs: dict[str, Any], overrides: dict[str, Any]
-) -> Any:
-    return dr.execute([name], inputs=inputs, overrides=overrides)[name]
 
 
 def materialize(
@@ -316,7 +315,10 @@ def materialize(
 
         def call() -> Any:
             ctx.clear_warehouse([name], tags)  # inside the attempt: a failure is the asset's
-            return _execute(dr, name, inputs, overrides)
+            ctx.workers[name] = None
+            executed = ctx.engine.execute(dr, assets[name], inputs, overrides)
+            ctx.workers[name] = executed.worker
+            return executed.value
 
         with asset_context(name), ctx.slots([name], tags):
             return _with_retries(name, assets[name], call, ctx)

@@ -340,7 +340,8 @@ def _asset_history(settings: Settings, args: argparse.Namespace) -> int:
     for r in page["runs"]:
         seconds = f"{r['seconds']:.1f} s" if r["seconds"] is not None else "-"
         rows = f"{r['rows']:,} rows" if r["rows"] is not None else ""
-        print(f"  {r['run_id']}  {r['status']:<11} {seconds:>9} {rows:>14}  "
+        where = f"  on {r['worker']}" if r.get("worker") else ""
+        print(f"  {r['run_id']}  {r['status']:<11} {seconds:>9} {rows:>14}{where}  "
               f"{(r['error'] or '').splitlines()[0] if r['error'] else ''}")  # fmt: skip
     return EXIT_OK
 
@@ -441,7 +442,8 @@ def _logs(settings: Settings, args: argparse.Namespace) -> int:
         raise UnknownRunError(f"unknown run {args.run_id!r} (see `runner.py history`)")
     print(f"run {run.run_id}: {run.status} ({run.trigger}{', job ' + run.job if run.job else ''})")
     for a in history.attempts(run.run_id):
-        print(f"  {a['asset']:<36} attempt {a['attempt']}  {a['status']:<11} "
+        where = f" on {a['worker']}" if a.get("worker") else ""
+        print(f"  {a['asset']:<36} attempt {a['attempt']}  {a['status']:<11}{where} "
               f"{(a['error'] or '').splitlines()[0] if a['error'] else ''}")  # fmt: skip
     for c in history.chunks(run.run_id):  # a backfill: its chunks, each a run of its own
         rows = f"{c['rows']:,} rows" if c["rows"] is not None else ""

@@ -225,6 +225,8 @@ def attempt_update(attempt: dict[str, Any], capture: str) -> tuple[list[dict], d
     elif capture == "report" and attempt["report"]:
         report = json.loads(attempt["report"])
         value = report if isinstance(report, dict) else {"report": report}
+        if attempt.get("worker"):  # [engine]: the Dask worker that ran it
+            value = {**value, "worker": attempt["worker"]}
         attributes.append(
             {
                 "node_name": name,

@@ -118,6 +118,7 @@ def asset_page(settings: Settings, name: str, limit: int = 60) -> dict[str, Any]
             "attempt": a["attempt"], "status": a["status"], "started_at": a["started_at"],
             "ended_at": a["ended_at"], "seconds": a["seconds"],
             "rows": rows_written(report, name), "error": a["error"],
+            "worker": a.get("worker"),  # the Dask worker that ran it ([engine]), else None
         })  # fmt: skip
     last_with_report = next((a for a in attempts if a["report"]), None)
     checks = checks_of(json.loads(last_with_report["report"]), name) if last_with_report else []

@@ -293,6 +293,7 @@ class Page:
             f"<tr><td>{_h(r['run_id'])}</td><td>{_h(r['job'] or '(materialize)')}</td>"
             f"<td>{self.badge(r['status'])}</td><td>{_h(self.when(r['started_at']))}</td>"
             f"<td>{self.seconds(r['seconds'])}</td><td>{_h(rows)}</td>"
+            f"<td class=worker>{_h(r.get('worker') or 'runner')}</td>"
             f'<td class="err">{_h(error)}</td></tr>'
         )
 
@@ -328,8 +329,8 @@ class Page:
             f"{_chart(data['runs'])}</section>",
             f'<section id="last-error"><h2>Last error</h2><p>run {_h(error["run_id"])}</p>'
             f'<pre class="log">{_h(error["error"])}</pre></section>' if error else "",
-            _table("runs", "Runs", ["run", "job", "status", "started", "took", "rows", "error"],
-                   runs),
+            _table("runs", "Runs",
+                   ["run", "job", "status", "started", "took", "rows", "ran on", "error"], runs),
             "</main></body></html>",
         ]  # fmt: skip
         return "\n".join(p for p in parts if p)
