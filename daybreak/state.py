@@ -194,9 +194,13 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (backfill_id, chunk)
     );
     """,
-    # 6: the Dask worker that ran an attempt ([engine]); NULL when the runner ran it.
+    # 6: the Dask worker that ran an attempt ([engine]; NULL when the runner ran it); the order
+    # in which attempts finished (what `plan` compares: later is larger, across processes); when
+    # a backfill chunk started running.
     """
     ALTER TABLE asset_attempts ADD COLUMN worker TEXT;
+    ALTER TABLE asset_attempts ADD COLUMN finished_seq INTEGER;
+    ALTER TABLE backfill_chunks ADD COLUMN started_at TEXT;
     """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)

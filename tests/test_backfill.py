@@ -252,3 +252,20 @@ def test_live_progress_shows_dbt_nodes_as_they_finish_and_files_of_a_sync(ran: S
     assert "uk_orders_azure" in text and "dbt:" in text and "3/3 days" in text
     with live.shown(Console(file=io.StringIO(), force_terminal=False)) as shown:
         assert shown is None  # not a terminal: the plain log lines say it
+
+
+def test_live_progress_draws_any_text_as_text() -> None:
+    import io
+
+    from rich.console import Console
+
+    from daybreak import progress
+    from daybreak.views import live
+
+    view = live.LiveProgress()
+    view(progress.Event("asset", "uk_orders_azure", "failed", detail="bad [/b] markup [red]"))
+    view(progress.Event("node", "stg_uk_orders", "runtime error", detail="model"))
+    out = io.StringIO()
+    Console(file=out, force_terminal=True, width=160).print(view)
+    assert "bad [/b] markup [red]" in out.getvalue()
+    assert "stg_uk_orders runtime error" in out.getvalue()

@@ -19,6 +19,7 @@ import pytest
 
 from daybreak.config import Settings, load_settings
 from daybreak.ingest import demo
+from daybreak.ingest.sync_state import SyncState
 from daybreak.runner.engine import EngineUnavailable, open_engine
 from daybreak.runner.execute import execute_run
 from daybreak.runner.history import History
@@ -129,6 +130,9 @@ def test_the_flow_on_a_dask_cluster_equals_the_local_engine(
     assert ran_local.status == ran_dask.status == "success", ran_dask.error
     assert _lake(dask) == _lake(local) and len(_lake(local)) >= 4 * 10 + 2
     assert _marts(dask) == _marts(local)
+    for asset in ("uk_orders_azure", "jp_orders_azure", "uk_products_sku"):  # recorded here
+        assert SyncState(dask.state).synced_blobs(asset) == SyncState(local.state).synced_blobs(
+            asset)  # fmt: skip
     rows = {r.name: getattr(r.value, "rows", None) for r in ran_local.results}
     assert {r.name: getattr(r.value, "rows", None) for r in ran_dask.results} == rows
     # Which worker ran what: the syncs on the cluster, both workers used, the warehouse here.
@@ -335,3 +339,17 @@ def test_engine_settings_are_checked_where_they_are_written(tmp_path: Path) -> N
     config = write_config(tmp_path, _on(address) + "connect_timeout_seconds = 1\n")
     proc = run_runner("check", config=config)
     assert proc.returncode == 2 and address in proc.stdout + proc.stderr
+
+
+def test_secrets_stay_with_the_runner_and_workers_read_their_own(
+    tmp_path: Path, cluster: Cluster, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    secret = "DefaultEndpointsProtocol=https;AccountName=x;AccountKey=s3cr3t-never-sent"
+    settings = load_settings(write_config(tmp_path, FAULTS + _on(cluster.address)),
+                             environ={"AZURE_STORAGE_CONNECTION_STRING": secret})  # fmt: skip
+    assert settings.secrets.azure_connection_string is not None
+    outcome = execute_run(settings, ["secrets_seen"])
+    assert outcome.status == "success", outcome.error
+    assert outcome.results[0].value == {"azure": False}  # the worker's environment has none
+    assert "s3cr3t" not in Path(outcome.log_path).read_text()

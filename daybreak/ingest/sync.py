@@ -36,14 +36,13 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 import duckdb
-from filelock import FileLock
 
 from daybreak import clock, progress
 from daybreak.files import clean_stale_tmp
 from daybreak.ingest import lake
 from daybreak.ingest.datasets import CsvDataset
 from daybreak.ingest.sources import BlobInfo, Source, UnsafeBlobName, check_blob_name, copy_into
-from daybreak.ingest.sync_state import SyncedBlob, SyncState
+from daybreak.ingest.sync_state import SyncedBlob, SyncState, SyncStateCopy
 from daybreak.state import StateLayout
 
 log = logging.getLogger(__name__)
@@ -55,7 +54,7 @@ class SyncContext:
 
     source: Source
     lake_root: Path
-    state: SyncState
+    state: SyncState | SyncStateCopy
     layout: StateLayout
     run_date: dt.date
     full_refresh: bool = False
@@ -176,9 +175,7 @@ def sync_dataset(
         report.pending = [blob.name for blob, _, _ in todo]
         report.deleted, report.files_deleted = gone, len(gone)
         return report
-    lock_path = ctx.layout.lock(asset)
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(lock_path):
+    with ctx.state.lock(asset):
         clean_stale_tmp(ctx.lake_root / _dataset_root(dataset, market))
         known = ctx.state.synced_blobs(asset)
         todo, gone = _decide(ctx, dataset, market, days_back, force, known, report)
@@ -395,12 +392,11 @@ def _convert_batches(
 ) -> Iterator[tuple[list[_Todo], list[int] | None]]:
     """Each batch with its row counts, or None for a batch to go one file at a time (a single
     file, or one in doubt). With a fan-out, the batches convert as tasks of their own."""
-    synced_at = _now()
     work = [(i, b) for i, b in enumerate(batches) if len(b) > 1]
     mapper = fan_out.get()
     results = None
     if mapper is not None and len(work) > 1:
-        args = [(ctx.source, ctx.layout.scratch, ctx.lake_root, dataset, batch, market, synced_at,
+        args = [(ctx.source, ctx.layout.scratch, ctx.lake_root, dataset, batch, market, _now(),
                  scratch / str(i), None) for i, batch in work]  # fmt: skip
         results = mapper(convert_batch, args)  # all submitted; they come back in order
     for i, batch in enumerate(batches):
@@ -409,8 +405,9 @@ def _convert_batches(
         elif results is not None:
             yield batch, next(results)  # recorded by the caller before the next one is read
         else:
+            # Stamped when it is written: a later batch is never older than one a build saw.
             yield batch, convert_batch(ctx.source, ctx.layout.scratch, ctx.lake_root, dataset,
-                                       batch, market, synced_at, scratch / str(i), con)  # fmt: skip
+                                       batch, market, _now(), scratch / str(i), con)  # fmt: skip
 
 
 def convert_batch(

@@ -31,6 +31,8 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from filelock import FileLock
+
 from daybreak import clock
 from daybreak import progress as live
 from daybreak.assets import catalogue
@@ -117,11 +119,9 @@ def progress(history: History, run: RunRecord) -> Progress:
     spent = sum(c["seconds"] or 0 for c in chunks if c["status"] != "running")
     running = next((c for c in chunks if c["status"] == "running"), None)
     now_running = running is not None and run.status == "running"
-    if running is not None and now_running:
-        chunk_run = history.run(running["run_id"]) if running["run_id"] else None
-        if chunk_run is not None:
-            started = dt.datetime.fromisoformat(chunk_run.started_at)
-            spent += max(0.0, (clock.now() - started).total_seconds())
+    if running is not None and now_running and running.get("started_at"):
+        started = dt.datetime.fromisoformat(running["started_at"])
+        spent += max(0.0, (clock.now() - started).total_seconds())
     pace = sum(c["seconds"] or 0 for c in done) / days_done if days_done else None
     stopped = (
         ("failed", "interrupted")
@@ -213,19 +213,22 @@ def backfill(
     if not 1 <= chunk_size <= 366:
         raise UsageError(f"--chunk-days {chunk_size}: give 1 to 366")
     history = history or History(settings.state)
-    history.mark_interrupted()  # what a killed process left 'running'
-    found = _find(history, job, start, end)
-    if found is not None and found.status == "running" and process_alive(found.pid):
-        raise UsageError(f"backfill {found.run_id} of {job} over {start}..{end} is already "
-                         f"running (pid {found.pid} on {found.host})")  # fmt: skip
-    selection = settings.jobs[job].select
-    if found is None:
-        run_id = history.start_run(selection, job=job, trigger="backfill")
-        history.add_chunks(run_id, chunk_days(start, end, chunk_size))
-        resumed = False
-    else:
-        run_id, resumed = found.run_id, True
-        history.resume_run(run_id)
+    lock = settings.state.lock("backfills")
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(lock):  # two commands given at once: one starts it, the other is refused
+        history.mark_interrupted()  # what a killed process left 'running'
+        found = _find(history, job, start, end)
+        if found is not None and found.status == "running" and process_alive(found.pid):
+            raise UsageError(f"backfill {found.run_id} of {job} over {start}..{end} is already "
+                             f"running (pid {found.pid} on {found.host})")  # fmt: skip
+        selection = settings.jobs[job].select
+        if found is None:
+            run_id = history.start_run(selection, job=job, trigger="backfill")
+            history.add_chunks(run_id, chunk_days(start, end, chunk_size))
+            resumed = False
+        else:
+            run_id, resumed = found.run_id, True
+            history.resume_run(run_id)
     stop = stop or threading.Event()
     status, error, trace, failure = "failed", None, None, None
     with history.run_log(run_id) as log_path:

@@ -30,6 +30,8 @@ from __future__ import annotations
 import asyncio
 import atexit
 import concurrent.futures
+import contextlib
+import dataclasses
 import functools
 import hashlib
 import logging
@@ -49,10 +51,10 @@ from hamilton import driver
 
 from daybreak.assets.catalogue import Asset
 from daybreak.assets.dbt_models import DBT_BUILD_KIND
-from daybreak.config import Settings
+from daybreak.config import Secrets, Settings, read_dotenv
 from daybreak.errors import ConfigError
 from daybreak.ingest import sync
-from daybreak.logs import make_handler
+from daybreak.ingest.sync_state import SyncState, SyncStateCopy
 from daybreak.runner.concurrency import WAREHOUSE_TAG  # what touches the warehouse stays here
 
 log = logging.getLogger(__name__)
@@ -74,6 +76,8 @@ class Executed:
     worker: str | None = None  # the Dask worker that ran it; None in the runner
     log_lines: list[tuple[int, str]] = field(default_factory=list)  # (level, message)
     fanned_out: dict[str, int] = field(default_factory=dict)  # worker -> pieces it converted
+    error: BaseException | None = None  # the asset failed there: raised here, after its lines
+    state: SyncStateCopy | None = None  # a sync's changes to the sync state, for the runner
 
 
 class Engine(Protocol):
@@ -120,20 +124,34 @@ class DaskEngine:
     ) -> Executed:
         if asset.tags.get(WAREHOUSE_TAG) == "true" or asset.tags.get("kind") == DBT_BUILD_KIND:
             return _here(dr, asset, inputs, overrides)
-        future = self.client.submit(
-            run_on_worker, inputs["settings"], asset.name, inputs, overrides,
-            key=f"{asset.name}-{uuid.uuid4().hex[:8]}", pure=False,
-        )  # fmt: skip
-        try:
-            executed: Executed = future.result()
-        except (concurrent.futures.CancelledError, asyncio.CancelledError, _CommClosed) as exc:
-            where = self.settings.engine.address or "the local cluster"
-            raise EngineUnavailable(
-                f"the Dask scheduler at {where} was lost while {asset.name} ran "
-                f"({type(exc).__name__}: {exc}); the next run connects again"
-            ) from None
-        for level, line in executed.log_lines:
-            log.log(level, "[%s] %s", executed.worker, line)
+        # Secrets do not travel: each worker reads its own environment (or .env) for them.
+        settings = dataclasses.replace(self.settings, secrets=Secrets())
+        inputs = {**inputs, "settings": settings}
+        with contextlib.ExitStack() as stack:
+            copy = None
+            if _syncs(dr, asset.name):  # the sync state stays here; the worker gets a copy
+                state = SyncState(self.settings.state)
+                stack.enter_context(state.lock(asset.name))
+                copy = SyncStateCopy(asset.name, state.synced_blobs(asset.name))
+                overrides = {**overrides, "sync_state": copy}
+            future = self.client.submit(
+                run_on_worker, settings, asset.name, inputs, overrides,
+                key=f"{asset.name}-{uuid.uuid4().hex[:8]}", pure=False,
+            )  # fmt: skip
+            try:
+                executed: Executed = future.result()
+            except (concurrent.futures.CancelledError, asyncio.CancelledError, _CommClosed) as exc:
+                where = self.settings.engine.address or "the local cluster"
+                raise EngineUnavailable(
+                    f"the Dask scheduler at {where} was lost while {asset.name} ran "
+                    f"({type(exc).__name__}: {exc}); the next run connects again"
+                ) from None
+            for level, line in executed.log_lines:
+                log.log(level, "[%s] %s", executed.worker, line)
+            if copy is not None and executed.state is not None:
+                executed.state.apply_to(state)  # what it synced, even if it then failed
+        if executed.error is not None:
+            raise executed.error
         return executed
 
     def close(self) -> None:
@@ -162,45 +180,72 @@ def _driver(settings: Settings) -> driver.Driver:
 def run_on_worker(
     settings: Settings, name: str, inputs: dict[str, Any], overrides: dict[str, Any]
 ) -> Executed:
-    """Execute one asset on this Dask worker; its log lines travel back with its value."""
+    """Execute one asset on this Dask worker. Its log lines, its worker and a sync's state
+    changes travel back whether it succeeded or not (a failure comes back as `error`)."""
     from distributed import get_worker
 
+    settings = dataclasses.replace(settings, secrets=_worker_secrets(settings))
+    inputs = {**inputs, "settings": settings}
     lines: list[tuple[int, str]] = []
-    handler = make_handler(_ListHandler(lines))  # redacted like every log line
+    handler = _ListHandler(lines)
     thread = threading.get_ident()
     handler.addFilter(lambda record: record.thread == thread)
-    root = logging.getLogger()
-    root.addHandler(handler)
-    if root.level > logging.INFO or root.level == logging.NOTSET:
-        root.setLevel(logging.INFO)
+    logger = logging.getLogger()
+    logger.addHandler(handler)
+    level = logger.level
+    logger.setLevel(min(level or logging.INFO, logging.INFO))
+    for noisy in ("azure", "distributed"):  # as the runner has them (daybreak.logs)
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     spread: Counter[str] = Counter()
     token = sync.fan_out.set(partial(_map_on_cluster, spread))
+    value, error = None, None
     try:
-        dr = _driver(settings)
-        value = dr.execute([name], inputs=inputs, overrides=overrides)[name]
+        value = _driver(settings).execute([name], inputs=inputs, overrides=overrides)[name]
+    except Exception as exc:  # the runner decides: retry, fail, alert
+        error = exc
     finally:
         sync.fan_out.reset(token)
-        root.removeHandler(handler)
+        logger.removeHandler(handler)
+        logger.setLevel(level)
     if spread:
         lines.append((logging.INFO, f"{sum(spread.values())} batches fanned out over "
                       f"{len(spread)} worker(s): " + ", ".join(
                           f"{w} {n}" for w, n in sorted(spread.items()))))  # fmt: skip
-    return Executed(value, get_worker().address, lines[-2000:], dict(spread))
+    state = overrides.get("sync_state")
+    return Executed(value, get_worker().address, lines[-2000:], dict(spread), error,
+                    state if isinstance(state, SyncStateCopy) else None)  # fmt: skip
+
+
+def _worker_secrets(settings: Settings) -> Secrets:
+    """The secrets as this worker's environment (and the .env beside its config) has them."""
+    env = {**read_dotenv(settings.config_path.parent / ".env"), **os.environ}
+    return Secrets.from_environ(env)
+
+
+def _syncs(dr: driver.Driver, name: str) -> bool:
+    node = next((n for n in dr.graph.get_nodes() if n.name == name), None)
+    return node is not None and any(d.name == "sync_context" for d in node.dependencies)
 
 
 def _map_on_cluster(
     spread: Counter[str], fn: Callable[..., Any], arglist: list[tuple[Any, ...]]
 ) -> Iterator[Any]:
     """sync.fan_out on a worker: each call a task of its own, anywhere on the cluster; this
-    task leaves its worker slot while it waits (worker_client secedes), so the slot works too."""
-    from distributed import worker_client
+    task leaves its worker slot while it waits (worker_client secedes), so the slot works too.
+    If one fails (or the sync stops reading), the others are cancelled and waited for before
+    the sync lets go of its lock: nothing keeps writing the lake behind it."""
+    from distributed import wait, worker_client
 
     with worker_client() as client:
         futures = [client.submit(_tracked, fn, *args, pure=False) for args in arglist]
-        for future in futures:
-            result, worker = future.result()
-            spread[worker] += 1
-            yield result
+        try:
+            for future in futures:
+                result, worker = future.result()
+                spread[worker] += 1
+                yield result
+        finally:
+            client.cancel(futures)
+            wait(futures)
 
 
 def _tracked(fn: Callable[..., Any], *args: Any) -> tuple[Any, str]:
@@ -210,6 +255,8 @@ def _tracked(fn: Callable[..., Any], *args: Any) -> tuple[Any, str]:
 
 
 class _ListHandler(logging.Handler):
+    """Keeps (level, message); the runner re-logs them, redacting as it does every line."""
+
     def __init__(self, lines: list[tuple[int, str]]) -> None:
         super().__init__(logging.INFO)
         self.lines = lines
@@ -253,14 +300,15 @@ def worker_facts(paths: dict[str, str]) -> dict[str, Any]:
 
 # -- opening and checking ----------------------------------------------------------------------
 
-_clusters: dict[int, tuple[Any, Any]] = {}  # local-cluster: workers -> (cluster, client)
+_clusters: dict[str, tuple[Any, Any, int]] = {}  # "cluster" -> (cluster, client, workers)
+_registered: list[bool] = []
 _clusters_lock = threading.Lock()
 
 
 def _shared_paths(settings: Settings) -> dict[str, str]:
     """The folders every worker must reach (docs/ARCHITECTURE.md, "Running on a cluster")."""
     paths = {"lake": settings.paths.lake, "state folder": settings.paths.state}
-    if settings.source.backend == "local":
+    if settings.source.backend == "local" or settings.budget.source == "local":
         paths["landing zone"] = settings.paths.landing
     for path in paths.values():
         path.mkdir(parents=True, exist_ok=True)
@@ -268,28 +316,43 @@ def _shared_paths(settings: Settings) -> dict[str, str]:
 
 
 def _local_cluster(workers: int) -> Any:
+    """The runner's own cluster on loopback: started once, reused by every run, started again
+    if it died (or `workers` changed) since the last run."""
     import dask
     from distributed import Client, LocalCluster
 
     with _clusters_lock:
-        if workers not in _clusters:
-            log.info("starting a local Dask cluster of %d worker processes on 127.0.0.1", workers)
-            # A worker that dies fails its task at once, so daybreak's retry policy decides.
-            with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
-                cluster = LocalCluster(
-                    n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
-                    dashboard_address=None,
-                )  # fmt: skip
-            _clusters[workers] = (cluster, Client(cluster))
+        current = _clusters.get("cluster")
+        if current is not None:
+            cluster, client, size = current
+            if size == workers and client.status == "running" and cluster.status.name == "running":
+                return client
+            log.warning("the local Dask cluster is %s; starting it again", cluster.status.name)
+            _close(current)
+        log.info("starting a local Dask cluster of %d worker processes on 127.0.0.1", workers)
+        # A worker that dies fails its task at once, so daybreak's retry policy decides.
+        with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
+            cluster = LocalCluster(
+                n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
+                dashboard_address=None,
+            )  # fmt: skip
+        _clusters["cluster"] = (cluster, Client(cluster), workers)
+        if not _registered:
             atexit.register(_close_clusters)
-        return _clusters[workers][1]
+            _registered.append(True)
+        return _clusters["cluster"][1]
+
+
+def _close(current: tuple[Any, Any, int]) -> None:
+    with contextlib.suppress(Exception):  # already half gone: close what is left
+        current[1].close()
+        current[0].close()
 
 
 def _close_clusters() -> None:
     with _clusters_lock:
-        for cluster, client in _clusters.values():
-            client.close()
-            cluster.close()
+        for current in _clusters.values():
+            _close(current)
         _clusters.clear()
 
 

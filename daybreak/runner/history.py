@@ -233,7 +233,8 @@ class History:
             con.execute(
                 "UPDATE asset_attempts SET status = ?, ended_at = ?, seconds = ?, error = ?, "
                 "traceback = ?, report = ?, next_try_at = ?, max_attempts = ?, code_version = ?, "
-                "worker = ? WHERE run_id = ? AND asset = ? AND attempt = ?",
+                "worker = ?, finished_seq = (SELECT coalesce(max(finished_seq), 0) + 1 FROM "
+                "asset_attempts) WHERE run_id = ? AND asset = ? AND attempt = ?",
                 (status, iso(clock.now()), round(seconds, 3), redact(error) if error else None,
                  redact(traceback) if traceback else None, to_json(report), iso(next_try_at),
                  max_attempts, code_version, worker, run_id, asset, attempt),
@@ -300,12 +301,13 @@ class History:
         return {r["asset"]: r["at"] for r in rows}
 
     def success_order(self) -> dict[str, int]:
-        """Each asset's latest success as a position in the history (later is larger): what
-        `plan` compares, since two runs can end within the same second."""
+        """Each asset's latest success as a position in the order attempts finished (later is
+        larger; one sequence across processes, taken in the recording transaction): what `plan`
+        compares, since two runs can end within the same second and start in another order."""
         with self._connect() as con:
             rows = con.execute(
-                "SELECT asset, max(rowid) AS n FROM asset_attempts WHERE status = 'success' "
-                "GROUP BY asset"
+                "SELECT asset, max(coalesce(finished_seq, 0)) AS n FROM asset_attempts "
+                "WHERE status = 'success' GROUP BY asset"
             ).fetchall()
         return {r["asset"]: r["n"] for r in rows}
 
@@ -348,6 +350,13 @@ class History:
         seconds: float | None = None,
     ) -> None:
         with self._connect() as con:
+            if status == "running":  # (again): a fresh start, nothing of the try before
+                con.execute(
+                    "UPDATE backfill_chunks SET status = 'running', run_id = NULL, rows = NULL, "
+                    "seconds = NULL, started_at = ? WHERE backfill_id = ? AND chunk = ?",
+                    (iso(clock.now()), backfill_id, chunk),
+                )
+                return
             con.execute(
                 "UPDATE backfill_chunks SET status = ?, run_id = coalesce(?, run_id), "
                 "rows = coalesce(?, rows), seconds = coalesce(?, seconds) "

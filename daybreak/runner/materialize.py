@@ -43,6 +43,7 @@ from daybreak.assets.dbt_models import DBT_BUILD_KIND, MODEL_KIND
 from daybreak.assets.tags import RetryPolicy, policy_from_tags
 from daybreak.config import RetriesConfig, Settings
 from daybreak.errors import is_transient
+from daybreak.ingest.sync_state import sync_lock
 from daybreak.logs import asset_context, redact
 from daybreak.runner.alerts import Alerter, alert_urls
 from daybreak.runner.concurrency import WAREHOUSE_TAG, tag_slot
@@ -173,6 +174,19 @@ class RunContext:
             for tag, limit in sorted(self.concurrency.items()):
                 if self.layout is not None and tags.get(tag) == "true":
                     stack.enter_context(tag_slot(self.layout, tag, limit, ", ".join(names)))
+            yield
+
+    @contextlib.contextmanager
+    def lake_settled(self, assets: dict[str, Asset], models: list[str]) -> Iterator[None]:
+        """Hold the sync lock of every ingestion asset these models read while they build, so
+        a sync in another process (a backfill, a hand-run) never writes the lake files under a
+        build: an incremental model's high-water mark (synced_at) would skip its later files."""
+        feeding = sorted({up for m in models for up in assets[m].upstream
+                          if assets[up].tags.get("kind") == "ingestion"})  # fmt: skip
+        with contextlib.ExitStack() as stack:
+            if self.layout is not None:
+                for asset in feeding:  # in name order: two builds never wait on each other
+                    stack.enter_context(sync_lock(self.layout, asset))
             yield
 
     def policy(self, asset: Asset) -> RetryPolicy:
@@ -347,7 +361,7 @@ def materialize(
                 built = {}
                 if to_build:
                     tags = assets[to_build[0]].tags
-                    with ctx.slots(to_build, tags):
+                    with ctx.slots(to_build, tags), ctx.lake_settled(assets, to_build):
                         clear = partial(ctx.clear_warehouse, to_build, tags)
                         built = _build_models(dr, to_build, inputs, clear)
                 for result in built.values():

@@ -9,6 +9,7 @@ after it), and a backfill's days done with an estimate. When the output is not a
 from __future__ import annotations
 
 import contextlib
+import sys
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -66,16 +67,18 @@ class LiveProgress:
                 if status == "running" and name in self.files:
                     done, total = self.files[name]
                     detail = f"{done}/{total} files"
-                table.add_row(name, Text(status, style=STYLES.get(status, "")), detail)
+                # Text, never markup: an error message may hold anything, brackets included.
+                table.add_row(Text(name), Text(status, style=STYLES.get(status, "")),
+                              Text(detail))  # fmt: skip
             parts.append(table)
             if self.nodes:
                 models = sum(1 for _, _, kind in self.nodes if kind == "model")
                 tests = len(self.nodes) - models
-                recent = ", ".join(
-                    f"[{STYLES.get(s, '')}]{n} {s}[/]" for n, s, _ in self.nodes[-SHOWN_NODES:]
-                )
-                parts.append(Text.from_markup(
-                    f"dbt: {models} models, {tests} tests finished; last: {recent}"))  # fmt: skip
+                line = Text(f"dbt: {models} models, {tests} tests finished; last: ")
+                for i, (name, status, _) in enumerate(self.nodes[-SHOWN_NODES:]):
+                    line.append(", " if i else "")
+                    line.append(f"{name} {status}", style=STYLES.get(status, ""))
+                parts.append(line)
             return Group(*parts)
 
 
@@ -83,7 +86,11 @@ class LiveProgress:
 def shown(console: Console | None = None) -> Iterator[LiveProgress | None]:
     """Draw live progress while the block runs, if the output is a terminal; log lines go on
     printing above it."""
-    console = console or Console()
+    if console is None:  # both streams on the terminal: the log lines are drawn above it
+        console = Console()
+        if not sys.stderr.isatty():
+            yield None
+            return
     if not console.is_terminal:
         yield None
         return

@@ -33,3 +33,9 @@ def slow_lake_file(settings: Settings) -> dict[str, int]:
                     time.sleep(0.1)
                 raise RuntimeError("slow_lake_file was not killed within 120 s")
     return {"rows": ROWS, "pid": os.getpid()}
+
+
+@tag(group="cluster_faults", kind="ingestion")
+def secrets_seen(settings: Settings) -> dict[str, bool]:
+    """What the process that runs it knows of the Azure secret."""
+    return {"azure": settings.secrets.azure_connection_string is not None}
