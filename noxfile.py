@@ -24,6 +24,7 @@ def _ensure_node_tools(session: nox.Session) -> None:
 
 
 CHROMIUM = "/usr/bin/chromium"
+JAVA = "/usr/lib/jvm/java-17-openjdk-amd64/bin/java"
 
 
 def _ensure_debian_package(session: nox.Session, package: str, path: str) -> None:
@@ -44,6 +45,9 @@ def tests(session: nox.Session) -> None:
     _ensure_node_tools(session)
     # The status page's browser test drives Debian's chromium (never a downloaded browser).
     _ensure_debian_package(session, "chromium", CHROMIUM)
+    # The Spark tests run a local Spark (pyspark from the lock), which needs a Java runtime.
+    if not shutil.which("java"):
+        _ensure_debian_package(session, "openjdk-17-jre-headless", JAVA)
     session.run(sys.executable, "-m", "pytest", *session.posargs)
 
 

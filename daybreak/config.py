@@ -222,8 +222,34 @@ class HeartbeatConfig(_Strict):
     signal_jobs: bool = True
 
 
+class SparkConfig(_Strict):
+    """The Spark warehouse ([warehouse] engine = "spark"): dbt-spark's connection.
+
+    `method = "session"` (the default) is an in-process local Spark, for trying it and for the
+    tests; "thrift" a Spark Thrift server at host:port; "http" a Databricks or Synapse SQL
+    endpoint at host with `cluster` (or an endpoint's http path), its token from
+    DAYBREAK_SPARK_TOKEN in the environment or .env.
+    """
+
+    method: Literal["session", "thrift", "http"] = "session"
+    host: str = "NA"
+    port: Annotated[int, Field(ge=1, le=65535)] = 10000
+    cluster: str = ""
+    schema_name: Annotated[str, AfterValidator(_identifier), Field(alias="schema")] = "daybreak"
+    # Where Spark keeps its tables. The exports read the tables' Parquet from here, so it must be
+    # a folder this machine can read (local for a session; a mounted share or storage otherwise).
+    # Default: <warehouse's folder>/spark-warehouse.
+    warehouse_dir: _PathField | None = None
+    driver_memory: str = "1g"
+    shuffle_partitions: Annotated[int, Field(ge=1, le=10000)] = 4
+
+
 class WarehouseConfig(_Strict):
-    """How daybreak shares the DuckDB warehouse with other programs."""
+    """How daybreak shares the DuckDB warehouse with other programs, and which engine holds the
+    warehouse: DuckDB (a file on this machine) or Spark (docs/ARCHITECTURE.md)."""
+
+    engine: Literal["duckdb", "spark"] = "duckdb"
+    spark: SparkConfig = SparkConfig()
 
     # A program outside daybreak (the DuckDB CLI, DBeaver, Tableau) holding the warehouse makes a
     # writer wait; it alerts once after this long and gives up after lock_timeout_minutes.
@@ -402,6 +428,7 @@ class Secrets:
     tableau_username: str | None = None
     tableau_password: SecretStr | None = None
     hamilton_api_key: SecretStr | None = None
+    spark_token: SecretStr | None = None
     # apprise URLs and the heartbeat check URL carry tokens: secrets like the rest.
     alert_urls: SecretStr | None = None
     heartbeat_url: SecretStr | None = None
@@ -418,6 +445,7 @@ class Secrets:
         "tableau_username": "TABLEAU_USERNAME",
         "tableau_password": "TABLEAU_PASSWORD",
         "hamilton_api_key": "HAMILTON_API_KEY",
+        "spark_token": "DAYBREAK_SPARK_TOKEN",
         "alert_urls": "DAYBREAK_ALERT_URLS",
         "heartbeat_url": "DAYBREAK_HEARTBEAT_URL",
     }
@@ -485,6 +513,15 @@ class Settings:
         """The read-only copy of the warehouse for analysts and BI tools, if configured."""
         name = self.warehouse.reader_copy
         return self.paths.warehouse.parent / name if name else None
+
+    @property
+    def spark_warehouse(self) -> Path:
+        """Where a Spark warehouse keeps its tables (each a folder of Parquet files)."""
+        configured = self.warehouse.spark.warehouse_dir
+        if configured is None:
+            return self.paths.warehouse.parent / "spark-warehouse"
+        return configured if configured.is_absolute() else (
+            self.config_path.parent / configured).resolve()  # fmt: skip
 
     @property
     def state(self) -> StateLayout:

@@ -89,6 +89,11 @@ class StateLayout:
         return self.root / "dbt"
 
     @property
+    def spark(self) -> Path:
+        """A local Spark session's settings (spark-defaults.conf) and metastore."""
+        return self.root / "spark"
+
+    @property
     def hamilton_ui(self) -> Path:
         """The Hamilton UI's own SQLite store and blobs."""
         return self.root / "hamilton-ui"

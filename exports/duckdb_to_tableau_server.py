@@ -40,6 +40,7 @@ from daybreak.errors import ConfigError, TransientError, backoff_seconds
 from daybreak.files import keep_newest, snapshot_path
 from daybreak.logs import redact, setup_logging
 from daybreak.warehouse.lock import warehouse_lock
+from daybreak.warehouse.reader import WarehouseMissing, open_reader
 
 log = logging.getLogger(__name__)
 
@@ -102,12 +103,14 @@ def _read_to_parquet(
 ) -> dict[str, list[tuple[str, str]]]:
     """Each table's columns (name, DuckDB type), written to `staging/<table>.parquet`."""
     warehouse = settings.paths.warehouse
-    if not warehouse.exists():
-        raise ExportError("read", f"warehouse {warehouse} does not exist: build it first")
+    if settings.warehouse.engine == "spark":  # the Spark tables' Parquet (warehouse.reader)
+        warehouse = settings.spark_warehouse
     columns: dict[str, list[tuple[str, str]]] = {}
     with warehouse_lock(settings.state, f"export {name}"):
         try:
-            con = duckdb.connect(str(warehouse), read_only=True)
+            con = open_reader(settings)
+        except WarehouseMissing as exc:
+            raise ExportError("read", str(exc)) from None
         except duckdb.Error as exc:
             raise ExportError("read", f"cannot open {warehouse}: {exc}") from None
         try:

@@ -151,6 +151,8 @@ class RunContext:
         alert once when it takes longer than [warehouse] lock_alert_minutes."""
         if self.settings is None or tags.get(WAREHOUSE_TAG) != "true":
             return
+        if self.settings.warehouse.engine == "spark":  # no file another program could hold
+            return
         settings, what = self.settings, ", ".join(names)
         config = settings.warehouse
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import duckdb
 
+from daybreak.config import Settings
 from daybreak.files import atomic_path, keep_newest, snapshot_path
 from daybreak.state import StateLayout
 from daybreak.warehouse.lock import warehouse_lock
@@ -24,9 +25,21 @@ class BackupReport:
     path: str
     bytes: int
     kept: int
+    not_done: str = ""  # why no copy was made (a Spark warehouse: the engine's business)
 
     def summary(self) -> str:
+        if self.not_done:
+            return f"no copy: {self.not_done}"
         return f"{Path(self.path).name}: {self.bytes / 1e6:,.1f} MB ({self.kept} backups kept)"
+
+
+def back_up(settings: Settings) -> BackupReport:
+    """The warehouse_backup asset: a DuckDB warehouse is copied; a Spark warehouse is not."""
+    if settings.warehouse.engine == "spark":
+        return BackupReport("", 0, 0, not_done=(
+            "the warehouse is on Spark; its tables are backed up where Spark keeps them "
+            "(storage snapshots, Delta or Iceberg time travel), not by daybreak"))  # fmt: skip
+    return backup_warehouse(settings.paths.warehouse, settings.state, settings.backup.keep)
 
 
 def backup_warehouse(warehouse: Path, layout: StateLayout, keep: int) -> BackupReport:

@@ -27,9 +27,11 @@ import duckdb
 from daybreak import progress
 from daybreak.config import Settings
 from daybreak.errors import LOCK_CONFLICT
+from daybreak.files import write_atomic
 from daybreak.warehouse.backup import publish_reader_copy
 from daybreak.warehouse.lock import wait_until_free, warehouse_lock
 from daybreak.warehouse.markets import write_market_files
+from daybreak.warehouse.reader import WarehouseMissing, open_reader
 
 log = logging.getLogger(__name__)
 
@@ -193,18 +195,21 @@ class _Invoker:
 
     def __init__(
         self, project_dir: Path, target: Path, logs: Path, env: dict[str, str],
-        dbt_vars: dict[str, Any],
+        dbt_vars: dict[str, Any], *, target_name: str | None = None,
     ) -> None:  # fmt: skip
         self.project_dir, self.target, self.logs, self.env = project_dir, target, logs, env
         self.dbt_vars = dbt_vars
+        self.profile_target = target_name
 
     def flags(self) -> list[str]:
+        chosen = ["--target", self.profile_target] if self.profile_target else []
         return [
             "--project-dir", str(self.project_dir),
             "--profiles-dir", str(self.project_dir),
             "--target-path", str(self.target),
             "--log-path", str(self.logs),
             "--vars", json.dumps(self.dbt_vars),
+            *chosen,
         ]  # fmt: skip
 
     def invoke(
@@ -248,10 +253,66 @@ class DbtProject:
             "DAYBREAK_LAKE": settings.paths.lake.as_posix(),
             "DAYBREAK_WAREHOUSE": settings.paths.warehouse.as_posix(),
         }
+        self.spark = settings.warehouse.engine == "spark"
+        if self.spark:  # the profile's spark target reads these (dbt/profiles.yml)
+            spark = settings.warehouse.spark
+            self.env.update({
+                "DAYBREAK_SPARK_METHOD": spark.method,
+                "DAYBREAK_SPARK_HOST": spark.host,
+                "DAYBREAK_SPARK_PORT": str(spark.port),
+                "DAYBREAK_SPARK_CLUSTER": spark.cluster,
+                "DAYBREAK_SPARK_SCHEMA": spark.schema_name,
+                "DAYBREAK_SPARK_WAREHOUSE": settings.spark_warehouse.as_posix(),
+                "DAYBREAK_SPARK_DRIVER_MEMORY": spark.driver_memory,
+                "DAYBREAK_SPARK_SHUFFLE_PARTITIONS": str(spark.shuffle_partitions),
+            })  # fmt: skip
+            token = settings.secrets.spark_token
+            if token is not None:
+                self.env["DAYBREAK_SPARK_TOKEN"] = token.get_secret_value()
+            if spark.method == "session":
+                self.env["SPARK_CONF_DIR"] = str(self._session_conf())
         self.vars: dict[str, Any] = {
             "markets": [m.lower() for m in settings.market_codes],
             "key_test_days": settings.ingestion.days_back + KEY_TEST_MARGIN_DAYS,
         }
+
+    def _session_conf(self) -> Path:
+        """A local Spark session's settings, read by pyspark when it starts the JVM: where the
+        tables live, and a metastore of their own under the state folder (Spark's default would
+        be a metastore_db in whatever folder the process started in, remembering tables of
+        another project). One Spark session per process: a second warehouse folder in the same
+        process is refused (DbtProject.build)."""
+        spark = self.settings.warehouse.spark
+        home = self.layout.spark
+        home.mkdir(parents=True, exist_ok=True)
+        lines = {
+            "spark.sql.warehouse.dir": self.settings.spark_warehouse.as_posix(),
+            "spark.hadoop.javax.jdo.option.ConnectionURL":
+                f"jdbc:derby:;databaseName={(home / 'metastore').as_posix()};create=true",
+            "spark.driver.extraJavaOptions": f"-Dderby.system.home={home.as_posix()}",
+            "spark.driver.memory": spark.driver_memory,
+            "spark.ui.enabled": "false",
+        }  # fmt: skip
+        write_atomic(home / "spark-defaults.conf",
+                     "".join(f"{k} {v}\n" for k, v in lines.items()))  # fmt: skip
+        return home
+
+    def _check_session(self) -> None:
+        """A local session already running in this process must be this project's."""
+        try:
+            from pyspark import SparkContext
+        except ImportError:
+            return
+        context = SparkContext._active_spark_context  # the process's, whichever thread made it
+        if context is None:
+            return
+        running = context.getConf().get("spark.sql.warehouse.dir", "") or ""
+        wanted = self.settings.spark_warehouse.as_posix()
+        if running.removeprefix("file:").rstrip("/") != wanted.rstrip("/"):
+            raise DbtError(
+                f"this process already runs a Spark session with its tables in {running}; "
+                f"[warehouse.spark] warehouse_dir {wanted} needs a process of its own"
+            )
 
     def _write_market_files(self) -> None:
         changed = write_market_files(self.project_dir, self.settings.market_codes)
@@ -284,7 +345,8 @@ class DbtProject:
     # -- parsing --------------------------------------------------------------------------
 
     def _invoker(self) -> _Invoker:
-        return _Invoker(self.project_dir, self.target_dir, self.log_dir, self.env, self.vars)
+        return _Invoker(self.project_dir, self.target_dir, self.log_dir, self.env, self.vars,
+                        target_name="spark" if self.spark else None)  # fmt: skip
 
     def _parse(self, current: str) -> Any:
         started = time.monotonic()
@@ -335,10 +397,13 @@ class DbtProject:
         timeout = dt.timedelta(minutes=self.settings.warehouse.lock_timeout_minutes)
         deadline = time.monotonic() + timeout.total_seconds()
         with warehouse_lock(self.layout, what):
+            if self.spark and self.settings.warehouse.spark.method == "session":
+                self._check_session()
             manifest = self._manifest()
             while True:
                 left = dt.timedelta(seconds=max(deadline - time.monotonic(), 0))
-                wait_until_free(warehouse, self.layout, what, alert_after=left, timeout=left)
+                if not self.spark:  # a server engine has no file for another program to hold
+                    wait_until_free(warehouse, self.layout, what, alert_after=left, timeout=left)
                 try:
                     result = self._invoker().invoke(
                         args, manifest=manifest, callbacks=[_node_finished]
@@ -355,7 +420,7 @@ class DbtProject:
             report = DbtBuildReport(select, self._node_results(result.result, manifest))
             self._count_rows(report)
             reader = self.settings.reader_copy
-            if reader is not None and report.models and not report.failures:
+            if reader is not None and report.models and not report.failures and not self.spark:
                 publish_reader_copy(warehouse, reader)
         report.seconds = round(time.monotonic() - started, 3)
         for node in report.nodes:
@@ -389,7 +454,13 @@ class DbtProject:
         built = [m for m in report.models if m.status == "success"]
         if not built:
             return
-        con = duckdb.connect(str(self.settings.paths.warehouse))
+        if self.spark:
+            try:
+                con = open_reader(self.settings)
+            except WarehouseMissing:  # tables where this machine cannot see them: no counts
+                return
+        else:
+            con = duckdb.connect(str(self.settings.paths.warehouse))
         try:
             for i, model in enumerate(report.nodes):
                 if model in built:

@@ -51,7 +51,7 @@ models:
           # every daily build cost what is old. (Older days were tested when they came in.)
           - unique:
               config:
-                where: "file_date >= (select max(file_date) - {{{{ var('key_test_days') }}}} from stg_{m}_orders)"
+                where: "file_date >= (select max(file_date) - {{{{ var('key_test_days') }}}} from {{{{ target.schema }}}}.stg_{m}_orders)"
           - not_null
       - name: order_id
         data_tests: [not_null]

@@ -1,4 +1,7 @@
-{{ config(unique_key=['market', 'customer_id']) }}
+{{ config(unique_key=['market', 'customer_id'],
+          materialized='table' if target.type == 'spark' else 'incremental') }}
+{#- On Spark a table: folding new orders into existing customers needs a merge, which plain
+    Parquet tables do not have (Delta would; its jars cannot be fetched here). -#}
 {#- The first day each customer ordered: from order history, and for the UK also from the CRM,
     which knows first orders placed before the lake's history begins. Incremental: a run folds
     the orders synced since the last build into the customers they touch.
@@ -19,7 +22,7 @@
     ),
 
     from_crm as (
-        select market, customer_id, first_order_date, null::timestamp as last_synced_at
+        select market, customer_id, first_order_date, cast(null as timestamp) as last_synced_at
         from {{ ref('stg_uk_new_names') }}
         where first_order_date is not null and market = '{{ market | upper }}'
     ),

@@ -14,5 +14,5 @@ bounds as (
 
 select
     market,
-    unnest(generate_series(first_date, last_date, interval 1 day))::date as sales_date
+    {{ days_between('first_date', 'last_date') }} as sales_date
 from bounds

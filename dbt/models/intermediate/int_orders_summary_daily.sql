@@ -1,10 +1,12 @@
-{{ config(unique_key=['market', 'order_date']) }}
+{{ config(unique_key=['market', 'order_date'],
+          partition_by=['market', 'order_date'] if target.type == 'spark' else none) }}
 {#- Incremental: a run recomputes only the market-days that have lines synced since the last build
     (a new day, or a re-synced old one), from all of their lines. -#}
 
-{#- not materialized: the CTE is read twice, and DuckDB would otherwise copy every line of
-    history into a temporary result before the semi-join could skip the untouched days. -#}
-with orders as not materialized (
+{#- cte_inline (not materialized on DuckDB): the CTE is read twice, and DuckDB would otherwise copy
+    every line of history into a temporary result before the semi-join could skip the untouched
+    days. -#}
+with orders as {{ cte_inline() }} (
     {% for market in var('markets') %}
     select * from {{ ref('stg_' ~ market ~ '_orders') }}
     {% if not loop.last %}union all{% endif %}
@@ -19,7 +21,7 @@ changed_days as (
 ),
 
 scoped as (
-    select orders.* from orders semi join changed_days using (market, order_date)
+    select orders.* from {{ semi_join('orders', 'changed_days', ['market', 'order_date']) }}
 ),
 {% else %}
 scoped as (
@@ -59,10 +61,10 @@ daily as (
         order_date,
         count(distinct order_id) as orders,
         count(*) as order_lines,
-        sum(quantity)::bigint as units,
-        sum(gross_sales_local)::decimal(18, 2) as gross_sales_local,
-        sum(returns_local)::decimal(18, 2) as returns_local,
-        (sum(gross_sales_local) - sum(returns_local))::decimal(18, 2) as net_sales_local,
+        cast(sum(quantity) as bigint) as units,
+        cast(sum(gross_sales_local) as decimal(18, 2)) as gross_sales_local,
+        cast(sum(returns_local) as decimal(18, 2)) as returns_local,
+        cast(sum(gross_sales_local) - sum(returns_local) as decimal(18, 2)) as net_sales_local,
         max(synced_at) as last_synced_at
     from lines
     group by market, order_date

@@ -18,7 +18,7 @@ by_market as (
     select
         market_days.market,
         market_days.sales_date,
-        coalesce(summary.net_sales_gbp, 0)::decimal(18, 2) as net_sales_gbp,
+        cast(coalesce(summary.net_sales_gbp, 0) as decimal(18, 2)) as net_sales_gbp,
         budget.budget_gbp
     from market_days
     left join summary
@@ -33,8 +33,8 @@ with_total as (
     select
         'ALL' as market,
         sales_date,
-        sum(net_sales_gbp)::decimal(18, 2),
-        sum(budget_gbp)::decimal(18, 2)
+        cast(sum(net_sales_gbp) as decimal(18, 2)),
+        cast(sum(budget_gbp) as decimal(18, 2))
     from by_market
     group by sales_date
 ),
@@ -45,20 +45,20 @@ measured as (
         sales_date,
         net_sales_gbp,
         budget_gbp,
-        (net_sales_gbp - budget_gbp)::decimal(18, 2) as variance_gbp,
+        cast(net_sales_gbp - budget_gbp as decimal(18, 2)) as variance_gbp,
         round((net_sales_gbp - budget_gbp) / nullif(budget_gbp, 0), 4) as variance_pct,
-        (sum(net_sales_gbp) over month_to_date)::decimal(18, 2) as mtd_net_sales_gbp,
-        (sum(budget_gbp) over month_to_date)::decimal(18, 2) as mtd_budget_gbp,
-        (sum(net_sales_gbp) over year_to_date)::decimal(18, 2) as ytd_net_sales_gbp,
-        (sum(budget_gbp) over year_to_date)::decimal(18, 2) as ytd_budget_gbp
+        cast(sum(net_sales_gbp) over month_to_date as decimal(18, 2)) as mtd_net_sales_gbp,
+        cast(sum(budget_gbp) over month_to_date as decimal(18, 2)) as mtd_budget_gbp,
+        cast(sum(net_sales_gbp) over year_to_date as decimal(18, 2)) as ytd_net_sales_gbp,
+        cast(sum(budget_gbp) over year_to_date as decimal(18, 2)) as ytd_budget_gbp
     from with_total
     window
         month_to_date as (
-            partition by market, date_trunc('month', sales_date) order by sales_date
+            partition by market, {{ dbt.date_trunc('month', 'sales_date') }} order by sales_date
             rows between unbounded preceding and current row
         ),
         year_to_date as (
-            partition by market, date_trunc('year', sales_date) order by sales_date
+            partition by market, {{ dbt.date_trunc('year', 'sales_date') }} order by sales_date
             rows between unbounded preceding and current row
         )
 ),
@@ -66,8 +66,8 @@ measured as (
 compared as (
     select
         measured.*,
-        (measured.mtd_net_sales_gbp - measured.mtd_budget_gbp)::decimal(18, 2) as mtd_variance_gbp,
-        (measured.ytd_net_sales_gbp - measured.ytd_budget_gbp)::decimal(18, 2) as ytd_variance_gbp,
+        cast(measured.mtd_net_sales_gbp - measured.mtd_budget_gbp as decimal(18, 2)) as mtd_variance_gbp,
+        cast(measured.ytd_net_sales_gbp - measured.ytd_budget_gbp as decimal(18, 2)) as ytd_variance_gbp,
         last_year.sales_date as last_year_date,
         last_year.net_sales_gbp as last_year_net_sales_gbp,
         round(
@@ -77,7 +77,7 @@ compared as (
     from measured
     left join with_total as last_year
         on measured.market = last_year.market
-        and last_year.sales_date = measured.sales_date - interval 364 day
+        and last_year.sales_date = {{ days_before('measured.sales_date', 364) }}
 )
 
 select * from compared
