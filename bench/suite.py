@@ -768,6 +768,41 @@ class Suite:
              "the cost of moving each batch's work to a worker process"],
         ))  # fmt: skip
 
+    # 8 ---------------------------------------------------------------------------------------
+    def peer(self) -> None:
+        self.log("8. the peer: the no-op job of daily_sales_flow's shape, daybreak and Dagster")
+        from bench.peer import ensure_dagster, job_source
+        from daybreak.assets import catalogue
+
+        ws = Workspace(self.work / "noop", self.work / "noop" / "landing", 1, 1).write(noop=True)
+        (ws.landing / "x").mkdir(parents=True, exist_ok=True)
+        (ws.landing / "x" / "keep").touch()
+        settings = ws.settings()
+        assets = catalogue.catalogue(catalogue.build_driver(settings))
+        job = "noop_daily_sales_flow"
+        plan = catalogue.with_upstream(assets, catalogue.select(assets, settings.jobs[job].select))
+        shape = {a: [u for u in assets[a].upstream if u in plan] for a in plan}
+        python = ensure_dagster(ROOT / "bench" / ".dagster")
+        defs = self.work / "dagster_defs.py"
+        defs.write_text(job_source(job, shape), encoding="utf-8")
+        home = self.work / "dagster-home"
+        home.mkdir(parents=True, exist_ok=True)
+        env = {**os.environ, "DAGSTER_HOME": str(home)}
+        ours, theirs = Series("runner.py run noop_daily_sales_flow --full"), Series(
+            "dagster job execute (same shape)")  # fmt: skip
+        alternate([
+            (ours, lambda: run_process(ws.runner("run", job, "--full"))),
+            (theirs, lambda: run_process([str(python), "-m", "dagster", "job", "execute", "-f",
+                                          str(defs), "-j", job], env=env)),
+        ], max(self.scale.repeats, 5), warmup=1)  # fmt: skip
+        ratio = ours.median / theirs.median
+        self.outcomes.append(Outcome(
+            "8. orchestration vs the peer (Dagster)", [ours, theirs], ratio,
+            "daybreak / Dagster, no-op job from process start", "<= 0.1", ratio <= 0.1,
+            [f"{len(shape)} assets each side; every asset runs (--full); Dagster "
+             f"{_version(python)} in its own environment (bench/.dagster)"],
+        ))  # fmt: skip
+
     def backup(self) -> None:
         self.log("backup: the warehouse backup on its own (a full copy, by nature)")
         from daybreak.runner.execute import execute_run
@@ -782,6 +817,12 @@ class Suite:
             "warehouse GiB", "", None,
             [f"copies {size / 2**30:.2f} GiB: {size / 2**20 / series.median:.0f} MB/s"],
         ))  # fmt: skip
+
+
+def _version(python: Path) -> str:
+    done = subprocess.run([str(python), "-c", "import dagster; print(dagster.__version__)"],
+                          capture_output=True, text=True)  # fmt: skip
+    return done.stdout.strip() or "?"
 
 
 def _fan_out_line(outcome: Any) -> str:
@@ -874,7 +915,7 @@ def main(argv: list[str] | None = None) -> int:
     started = clock.now()
     t0 = time.perf_counter()
     order = ["cold_backfill", "end_to_end_cold", "warm_daily", "dbt", "hyper", "finish_cold",
-             "backup", "orchestration", "engine"]  # fmt: skip
+             "backup", "orchestration", "engine", "peer"]  # fmt: skip
     only = [o for o in args.only.split(",") if o] or order
     unknown = set(only) - set(order)
     if unknown:
