@@ -64,12 +64,6 @@ class EngineUnavailable(Exception):
     """The cluster cannot take the run: unreachable, lost, no workers, or workers that differ."""
 
 
-try:  # what a lost scheduler raises besides a cancelled future
-    from distributed.comm.core import CommClosedError as _CommClosed
-except ImportError:  # pragma: no cover - the lock installs distributed
-    _CommClosed = OSError  # type: ignore[misc, assignment]
-
-
 @dataclass
 class Executed:
     value: Any
@@ -138,9 +132,14 @@ class DaskEngine:
                 run_on_worker, settings, asset.name, inputs, overrides,
                 key=f"{asset.name}-{uuid.uuid4().hex[:8]}", pure=False,
             )  # fmt: skip
+            # What a lost scheduler raises besides a cancelled future (imported here: importing
+            # distributed costs a quarter of a second, which the local engine never pays).
+            from distributed.comm.core import CommClosedError
+
             try:
                 executed: Executed = future.result()
-            except (concurrent.futures.CancelledError, asyncio.CancelledError, _CommClosed) as exc:
+            except (concurrent.futures.CancelledError, asyncio.CancelledError,
+                    CommClosedError) as exc:  # fmt: skip
                 where = self.settings.engine.address or "the local cluster"
                 raise EngineUnavailable(
                     f"the Dask scheduler at {where} was lost while {asset.name} ran "
