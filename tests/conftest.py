@@ -78,6 +78,20 @@ timezone = "Asia/Tokyo"
 """
 
 
+# A job of the daily flow with one export: what the plan, backfill and engine tests run.
+FLOW = """
+[jobs.flow]
+select = ["azure_ingestion_orders", "azure_ingestion_reference", "budget_ingestion",
+          "build_daily_sales_models", "export"]
+
+[[exports]]
+asset = "summary_export"
+name = "summary"
+tables = ["int_orders_summary_daily"]
+upstream = ["build_daily_sales_models"]
+"""
+
+
 def write_config(folder: Path, extra: str = "", *, days: int = 40, rows: int = 25) -> Path:
     """A daybreak.toml in `folder` with every path relative to it and a small demo; a runner's
     status page takes any free port."""

@@ -24,19 +24,7 @@ from daybreak.runner.execute import execute_run
 from daybreak.runner.history import History
 from daybreak.views.status import status_data
 from daybreak.views.status_page import StatusSite
-from tests.conftest import DEMO_END, ROOT, run_runner, wait_for, write_config
-
-FLOW = """
-[jobs.flow]
-select = ["azure_ingestion_orders", "azure_ingestion_reference", "budget_ingestion",
-          "build_daily_sales_models", "export"]
-
-[[exports]]
-asset = "summary_export"
-name = "summary"
-tables = ["int_orders_summary_daily"]
-upstream = ["build_daily_sales_models"]
-"""
+from tests.conftest import DEMO_END, FLOW, ROOT, run_runner, wait_for, write_config
 
 
 @pytest.fixture

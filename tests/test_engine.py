@@ -24,21 +24,9 @@ from daybreak.runner.engine import EngineUnavailable, open_engine
 from daybreak.runner.execute import execute_run
 from daybreak.runner.history import History
 from daybreak.views.status import asset_page
-from tests.conftest import DEMO_END, ROOT, free_port, run_runner, wait_for, write_config
+from tests.conftest import DEMO_END, FLOW, ROOT, free_port, run_runner, wait_for, write_config
 
 DASK = str(Path(sys.executable).with_name("dask"))
-
-FLOW = """
-[jobs.flow]
-select = ["azure_ingestion_orders", "azure_ingestion_reference", "budget_ingestion",
-          "build_daily_sales_models", "export"]
-
-[[exports]]
-asset = "summary_export"
-name = "summary"
-tables = ["int_orders_summary_daily"]
-upstream = ["build_daily_sales_models"]
-"""
 
 
 class Cluster:

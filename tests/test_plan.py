@@ -15,21 +15,9 @@ from daybreak.runner.execute import execute_run
 from daybreak.runner.history import History
 from daybreak.runner.materialize import run_inputs
 from daybreak.runner.plan import Step, make_plan
-from tests.conftest import DEMO_END, write_config
+from tests.conftest import DEMO_END, FLOW, write_config
 
 pytestmark = pytest.mark.dates
-
-FLOW = """
-[jobs.flow]
-select = ["azure_ingestion_orders", "azure_ingestion_reference", "budget_ingestion",
-          "build_daily_sales_models", "export"]
-
-[[exports]]
-asset = "summary_export"
-name = "summary"
-tables = ["int_orders_summary_daily"]
-upstream = ["build_daily_sales_models"]
-"""
 
 
 def plan(settings: Settings, names: list[str] | None = None) -> dict[str, Step]:
