@@ -92,6 +92,16 @@ upstream = ["build_daily_sales_models"]
 """
 
 
+def ran_flow(folder: Path, days: int) -> Settings:
+    """A project with a demo landing zone of `days` days on which the FLOW job has run once."""
+    from daybreak.runner.execute import execute_run
+
+    settings = load_settings(write_config(folder, FLOW, days=days, rows=5), environ={})
+    demo.generate(settings, end=DEMO_END)
+    assert execute_run(settings, settings.jobs["flow"].select, job="flow").status == "success"
+    return settings
+
+
 def write_config(folder: Path, extra: str = "", *, days: int = 40, rows: int = 25) -> Path:
     """A daybreak.toml in `folder` with every path relative to it and a small demo; a runner's
     status page takes any free port."""

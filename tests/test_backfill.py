@@ -20,19 +20,15 @@ from daybreak.errors import UnknownNameError, UsageError
 from daybreak.ingest import datasets, demo
 from daybreak.ingest.sync_state import SyncState
 from daybreak.runner.backfill import backfill, chunk_days
-from daybreak.runner.execute import execute_run
 from daybreak.runner.history import History
 from daybreak.views.status import status_data
 from daybreak.views.status_page import StatusSite
-from tests.conftest import DEMO_END, FLOW, ROOT, run_runner, wait_for, write_config
+from tests.conftest import DEMO_END, FLOW, ROOT, ran_flow, run_runner, wait_for, write_config
 
 
 @pytest.fixture
 def ran(tmp_path: Path) -> Settings:
-    settings = load_settings(write_config(tmp_path, FLOW, days=20, rows=5), environ={})
-    demo.generate(settings, end=DEMO_END)
-    assert execute_run(settings, settings.jobs["flow"].select, job="flow").status == "success"
-    return settings
+    return ran_flow(tmp_path, days=20)
 
 
 def _summary(settings: Settings) -> dict[tuple[str, dt.date], tuple[object, ...]]:

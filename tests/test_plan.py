@@ -15,7 +15,7 @@ from daybreak.runner.execute import execute_run
 from daybreak.runner.history import History
 from daybreak.runner.materialize import run_inputs
 from daybreak.runner.plan import Step, make_plan
-from tests.conftest import DEMO_END, FLOW, write_config
+from tests.conftest import DEMO_END, ran_flow, write_config
 
 pytestmark = pytest.mark.dates
 
@@ -31,10 +31,7 @@ def plan(settings: Settings, names: list[str] | None = None) -> dict[str, Step]:
 
 @pytest.fixture
 def ran(tmp_path: Path) -> Settings:
-    settings = load_settings(write_config(tmp_path, FLOW, days=5, rows=5), environ={})
-    demo.generate(settings, end=DEMO_END)
-    assert execute_run(settings, settings.jobs["flow"].select, job="flow").status == "success"
-    return settings
+    return ran_flow(tmp_path, days=5)
 
 
 def test_after_a_run_nothing_needs_to_run_and_a_run_runs_nothing(ran: Settings) -> None:
