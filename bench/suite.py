@@ -81,7 +81,7 @@ SCALES = {
         days=90, rows=10_000, repeats=3, cold_repeats=3, e2e_repeats=2, hyper_rows=500_000
     ),
     "large": Scale(
-        days=400, rows=100_000, repeats=3, cold_repeats=2, e2e_repeats=1, hyper_rows=5_000_000
+        days=400, rows=100_000, repeats=3, cold_repeats=3, e2e_repeats=1, hyper_rows=5_000_000
     ),
 }
 

@@ -10,10 +10,13 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
+import queue
 import shutil
+import threading
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import duckdb
 
@@ -181,16 +184,30 @@ class BatchItem:
     extra: dict[str, str]  # column -> SQL literal, the same columns for every item
 
 
+class BatchError(Exception):
+    """A batch conversion failed for a reason that is not a file's fault (disk, Arrow)."""
+
+
+# Rows per Arrow batch streamed out of DuckDB: a few batches are in memory at once (the queue
+# below), so a batch conversion's memory does not follow the batch's size.
+_ARROW_ROWS = 262_144
+
+
 def convert_batch(
     con: duckdb.DuckDBPyConnection, items: list[BatchItem], dataset: CsvDataset, scratch: Path
 ) -> list[int] | None:
-    """Convert many CSVs in one DuckDB statement, one Parquet file each; their row counts.
+    """Convert many CSVs in one DuckDB scan, one Parquet file each; their row counts.
 
     The same result as convert_csv on each (types, trims, extras, atomic replace), at the cost
     of one scan: a backfill of a thousand daily files moves like one big file. Returns None,
     writing nothing, when any file would need convert_csv's diagnosis (empty, header, rejected
     or blank values, only a header): the caller then converts them one by one, so a bad file
     is still named, with line and column, and quarantined alone.
+
+    DuckDB reads, types and cleans the files in one scan and streams the rows out as Arrow,
+    in file order; pyarrow writes each file's rows to that file's Parquet, on this thread
+    while DuckDB's threads read ahead. (DuckDB's own `PARTITION_BY` write of the same scan
+    took 1.7x as long as one plain COPY; this takes about as long: docs/PERFORMANCE.md.)
     """
     if not items:
         return []
@@ -209,31 +226,26 @@ def convert_batch(
     (header_row,) = headers
     header = list(header_row)
     paths = "[" + ", ".join(sql_string(str(i.csv_path)) for i in items) + "]"
-    extra_columns = list(items[0].extra)
-    rows_sql = ", ".join(
-        "(" + ", ".join([str(n), sql_string(str(i.csv_path)), *i.extra.values()]) + ")"
-        for n, i in enumerate(items)
+    # Each file's extras (its date, when it was synced, ...) picked by the file's index.
+    extras = {
+        column: "[" + ", ".join(i.extra[column] for i in items) + "][r.file_index::BIGINT + 1]"
+        for column in items[0].extra
+    }
+    query = (
+        f"SELECT {_select_list(dataset, extras, table='r')}, r.file_index::BIGINT AS __i "
+        f"FROM {_reader(paths, dataset, header)} r"
     )
-    files = f"files(__i, __path{''.join(', ' + c for c in extra_columns)})"
-    select = _select_list(dataset, {c: f"f.{c}" for c in extra_columns}, table="r")
     scratch.mkdir(parents=True, exist_ok=True)
     out = scratch / f".batch-{uuid.uuid4().hex[:8]}"
+    out.mkdir()
+    written = [out / f"{n}.parquet" for n in range(len(items))]
     try:
-        con.execute(
-            f"COPY (WITH {files} AS (VALUES {rows_sql}) SELECT {select}, f.__i "
-            f"FROM {_reader(paths, dataset, header, filename='__file')} r "
-            f"JOIN files f ON r.__file = f.__path) TO {sql_string(str(out))} "
-            "(FORMAT parquet, COMPRESSION zstd, PARTITION_BY (__i))"
-        )
-        if con.execute("SELECT count(*) FROM rejects").fetchall()[0][0]:
+        counts = _write_per_file(con, query, written)
+        if counts is None or con.execute("SELECT count(*) FROM rejects").fetchall()[0][0]:
             return None
-        written = []
-        for n in range(len(items)):
-            parts = list((out / f"__i={n}").glob("*.parquet"))
-            if len(parts) != 1:  # no rows (a header-only file), or split: diagnose one by one
-                return None
-            written.append(parts[0])
-        # Parquet statistics hold null and row counts: two metadata reads for the whole batch.
+        if not all(counts):  # a header-only file: diagnose one by one
+            return None
+        # Parquet statistics hold null counts: one metadata read for the whole batch.
         required = [c for c in dataset.column_names if c not in dataset.optional]
         listed = "[" + ", ".join(sql_string(str(p)) for p in written) + "]"
         blank = con.execute(
@@ -243,12 +255,6 @@ def convert_batch(
         ).fetchall()[0][0]
         if blank:
             return None
-        rows = dict(
-            con.execute(
-                f"SELECT file_name, num_rows FROM parquet_file_metadata({listed})"
-            ).fetchall()
-        )
-        counts = [int(rows[str(part)]) for part in written]
         for part, item in zip(written, items, strict=True):
             publish(part, item.dest)  # same filesystem: the batch folder is in the lake
         return counts
@@ -256,6 +262,77 @@ def convert_batch(
         with contextlib.suppress(duckdb.Error):
             con.execute("DROP TABLE IF EXISTS rejects; DROP TABLE IF EXISTS rejects_scan")
         shutil.rmtree(out, ignore_errors=True)
+
+
+def _write_per_file(
+    con: duckdb.DuckDBPyConnection, query: str, written: list[Path]
+) -> list[int] | None:
+    """Stream `query` (its last column `__i`, the file index, in ascending runs) into one
+    Parquet file per index; the rows of each, or None if the rows did not come in file order.
+
+    A reader thread pulls Arrow batches from DuckDB (which releases the GIL while it scans)
+    into a short queue, so DuckDB reads while pyarrow compresses and writes.
+    """
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    batches: queue.Queue[Any] = queue.Queue(maxsize=2)
+    stop = threading.Event()
+    done = object()
+
+    def read() -> None:
+        try:
+            for batch in con.sql(query).to_arrow_reader(_ARROW_ROWS):
+                while not stop.is_set():
+                    try:
+                        batches.put(batch, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            batches.put(done)
+        except BaseException as exc:  # handed to the writing thread, which raises it
+            batches.put(exc)
+
+    counts = [0] * len(written)
+    writer: Any = None
+    current = -1
+    reader = threading.Thread(target=read, name="lake-batch-reader", daemon=True)
+    reader.start()
+    try:
+        while (batch := batches.get()) is not done:
+            if isinstance(batch, BaseException):
+                raise batch
+            if not batch.num_rows:
+                continue
+            index = batch.column(batch.num_columns - 1).to_numpy()
+            rows = pa.Table.from_batches([batch]).drop_columns(["__i"])
+            cuts = np.flatnonzero(np.diff(index)) + 1
+            for start, end in zip([0, *cuts], [*cuts, len(index)], strict=True):
+                n = int(index[start])
+                if n != current:
+                    if n < current or counts[n]:
+                        return None  # not in file order: not worth guessing
+                    if writer is not None:
+                        writer.close()
+                    writer = pq.ParquetWriter(written[n], rows.schema, compression="zstd")
+                    current = n
+                writer.write_table(rows.slice(start, end - start), row_group_size=_ARROW_ROWS)
+                counts[n] += int(end - start)
+        return counts
+    except pa.ArrowException as exc:
+        raise BatchError(f"writing Parquet: {exc}") from exc
+    finally:
+        if writer is not None:
+            with contextlib.suppress(Exception):
+                writer.close()
+        stop.set()
+        with contextlib.suppress(queue.Empty):
+            while True:
+                batches.get_nowait()
+        reader.join()
 
 
 def _raise_for_rejects(con: duckdb.DuckDBPyConnection, name: str) -> None:

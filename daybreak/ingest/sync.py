@@ -437,7 +437,7 @@ def convert_batch(
             ]
             try:
                 return lake.convert_batch(con, items, dataset, scratch)
-            except duckdb.Error as exc:  # not a file's fault: say so, and go one by one
+            except (duckdb.Error, lake.BatchError) as exc:  # not a file's fault: one by one
                 log.warning("batch conversion of %d files failed (%s); converting one by one",
                             len(items), exc)  # fmt: skip
                 return None
