@@ -505,14 +505,20 @@ class Suite:
         self.floors["dbt_cold"] = dbt_floor.median
         self.extra_cold = (flow, dbt_floor)
 
+    @staticmethod
+    def flow_models(settings: Any) -> list[str]:
+        """What build_daily_sales_models builds."""
+        from daybreak.assets import catalogue
+
+        assets = catalogue.catalogue(catalogue.build_driver(settings))
+        return catalogue.models_built_by(assets, "build_daily_sales_models")
+
     def dbt_cli(self, ws: Workspace, *, full: bool = False) -> Measured:
         """The dbt CLI in a fresh process, building what build_daily_sales_models builds."""
-        from daybreak.assets import catalogue
         from daybreak.warehouse.dbt_project import DbtProject
 
         settings = ws.settings()
-        assets = catalogue.catalogue(catalogue.build_driver(settings))
-        models = catalogue.models_built_by(assets, "build_daily_sales_models")
+        models = self.flow_models(settings)
         target = ws.root / "dbt-cli-target"
         cmd = [str(Path(sys.executable).parent / "dbt"), "build", "--select", *models,
                "--project-dir", str(ROOT / "dbt"), "--profiles-dir", str(ROOT / "dbt"),
@@ -571,14 +577,18 @@ class Suite:
     # 3 ---------------------------------------------------------------------------------------
     def dbt(self) -> None:
         self.log("3. dbt: in a long-lived process vs a fresh dbt build subprocess")
-        from daybreak.runner.execute import execute_run
+        from daybreak.warehouse.dbt_project import DbtProject
 
         settings = self.main.settings()
         ours, cli = Series("build_daily_sales_models in process"), Series("dbt build subprocess")
         expected = self.main.query("SELECT count(*) FROM stg_uk_orders")[0][0]
+        # The build itself, as the asset calls it, in this long-lived process (the plan would
+        # skip a build with nothing new; here it is forced, like the CLI's).
+        project, models = DbtProject(settings), self.flow_models(settings)
+        copies: list[float] = []
 
         def in_process() -> Measured:
-            m = timed(lambda: execute_run(settings, ["build_daily_sales_models"]))
+            m = timed(lambda: copies.append(project.build(models).reader_copy_seconds))
             check(self.main.query("SELECT count(*) FROM stg_uk_orders")[0][0] == expected,
                   "the build kept every line")  # fmt: skip
             return m
@@ -588,10 +598,15 @@ class Suite:
 
         alternate([(cli, subprocess_build), (ours, in_process)], self.scale.repeats, warmup=1)
         ratio = ours.median / cli.median
+        copy = statistics.median(copies[1:] or copies)  # the first is the warm-up
         self.outcomes.append(Outcome(
             "3. dbt build", [cli, ours], ratio, "in-process / subprocess", "<= 0.6x",
             ratio <= 0.6, ["warm (nothing new): what a repeat costs; the in-process side is "
-                           "the runner's second and later builds (parsed once per process)"],
+                           "the runner's second and later builds (parsed once per process)",
+                           f"the in-process side includes the read-only copy of the warehouse "
+                           f"([warehouse] reader_copy), which the CLI does not make: median "
+                           f"{copy:.2f} s; without it the ratio would be "
+                           f"{(ours.median - copy) / cli.median:.2f}"],
         ))  # fmt: skip
 
     # 4 ---------------------------------------------------------------------------------------
@@ -836,7 +851,10 @@ class Suite:
                 seconds = a["seconds"] or 0
                 if a["asset"] == "build_daily_sales_models":  # its build's wall time (parse,
                     report = json.loads(a["report"] or "{}")  # models, tests, row counts)
-                    seconds = float(report.get("seconds") or 0) if isinstance(report, dict) else 0
+                    report = report if isinstance(report, dict) else {}
+                    copy = float(report.get("reader_copy_seconds") or 0)
+                    seconds = float(report.get("seconds") or 0) - copy
+                    spent["reader copy"] = spent.get("reader copy", 0.0) + copy / self.scale.repeats
                 kind = ("ingest" if a["asset"].endswith(("_azure", "_sku", "_names", "_ingest"))
                         else "dbt" if a["asset"] == "build_daily_sales_models"
                         else "export" if "export" in a["asset"] or "tableau" in a["asset"]

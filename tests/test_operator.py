@@ -125,7 +125,7 @@ def test_an_assets_own_history_checks_and_page(
     assert "qi_executive_daily_sales" in page["downstream"] and "stg_uk_orders" in page["upstream"]
     assert page["runs"][0]["rows"] == 3 * 4  # one row per market and day
     checks = {c["check"]: c for c in page["checks"]}
-    unique = checks["unique_int_orders_summary_daily_market_order_date"]
+    unique = checks["unique_columns_int_orders_summary_daily_market__order_date"]
     assert unique["status"] == "pass" and unique["failing_rows"] == 0
     in_status = status_data(settings)["assets"]["int_orders_summary_daily"]["checks"]
     assert in_status["pass"] == len(checks) and in_status["not_passing"] == []
@@ -141,7 +141,11 @@ def test_an_assets_own_history_checks_and_page(
     try:
         with urllib.request.urlopen(f"{server.url}/assets/int_orders_summary_daily") as response:
             html = response.read().decode()
-        assert 'id="why"' in html and "<svg" in html and "unique_int_orders_summary_daily" in html
+        assert (
+            'id="why"' in html
+            and "<svg" in html
+            and "unique_columns_int_orders_summary_daily" in html
+        )
         assert "<script" not in html
         with urllib.request.urlopen(f"{server.url}/api/assets/uk_products_sku") as response:
             assert json.loads(response.read())["runs"] == sync["runs"]
