@@ -159,6 +159,10 @@ def test_dbt_unit_tests_and_data_tests_ran_and_passed(
     assert len(report.tests) > 50 and not report.failures
     assert {m.name for m in report.models} >= {"stg_uk_orders", "qi_executive_daily_sales"}
     assert all(m.rows for m in report.models)
+    # The read-only copy was refreshed, and what it cost is said apart (docs/PERFORMANCE.md).
+    settings = built[0]
+    assert settings.reader_copy is not None and settings.reader_copy.exists()
+    assert 0 < report.reader_copy_seconds <= report.seconds
 
 
 def test_every_dbt_model_is_an_asset_with_its_true_upstream(

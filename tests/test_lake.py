@@ -189,6 +189,40 @@ def test_a_batch_writes_what_file_by_file_conversion_writes(tmp_path: Path) -> N
     assert not list((tmp_path / "lake").glob(".batch-*"))
 
 
+def test_a_batch_split_across_arrow_batches_keeps_each_file_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(lake, "_ARROW_ROWS", 2)  # files of 2 and 3 lines cut across batches
+    other = [line.replace("UK-1,", "UK-2,") for line in GOOD]
+    items = batch_items(tmp_path, [csv_text(*GOOD), csv_text(*other, GOOD[0])])
+    con = lake.connect()
+    try:
+        counts = lake.convert_batch(con, items, datasets.orders("UK"), tmp_path / "lake")
+    finally:
+        con.close()
+    assert counts == [2, 3]
+    for n, item in enumerate(items):
+        blobs = duckdb.sql(f"SELECT DISTINCT source_blob FROM '{item.dest}'").fetchall()
+        assert (
+            blobs == [(f"blob{n}",)]
+            and len(duckdb.sql(f"FROM '{item.dest}'").fetchall()) == counts[n]
+        )
+
+
+def test_rows_out_of_file_order_write_nothing(tmp_path: Path) -> None:
+    written = [tmp_path / "0.parquet", tmp_path / "1.parquet"]
+    con = lake.connect()
+    try:
+        in_order = "SELECT * FROM (VALUES (1, 0), (2, 0), (3, 1)) t(x, __i)"
+        assert lake._write_per_file(con, in_order, written) == [2, 1]
+        back = "SELECT * FROM (VALUES (1, 1), (2, 0)) t(x, __i)"
+        assert lake._write_per_file(con, back, written) is None  # the caller goes one by one
+        again = "SELECT * FROM (VALUES (1, 0), (2, 1), (3, 0)) t(x, __i)"
+        assert lake._write_per_file(con, again, written) is None
+    finally:
+        con.close()
+
+
 @pytest.mark.parametrize(
     "bad",
     [
