@@ -1,6 +1,7 @@
 """The Parquet lake: one CSV in, one typed Parquet file out, or a BadFile naming line and column.
 
-A conversion is a single DuckDB pass (read_csv with explicit types -> COPY to Parquet); rejected
+A conversion is a single DuckDB pass (read_csv with explicit types -> COPY to Parquet); a batch
+of files is one DuckDB scan whose rows pyarrow writes out one Parquet file per CSV. Rejected
 lines are collected by DuckDB's reject tables rather than by a Python loop. Files are written
 atomically (daybreak.files), so readers and crashes only ever see the old file or the new one.
 """
