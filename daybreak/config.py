@@ -367,8 +367,23 @@ def _cron(expression: str) -> str:
     return expression
 
 
+def _window(text: str) -> str:
+    start, sep, end = text.partition("-")
+    wall = r"([01]\d|2[0-3]):[0-5]\d"
+    if not (sep and re.fullmatch(wall, start) and re.fullmatch(wall, end)) or start == end:
+        raise ValueError(f"a window of the day as HH:MM-HH:MM such as '00:00-07:15', got {text!r}")
+    return text
+
+
+def minutes_of(wall: str) -> int:
+    """Minutes after midnight of an HH:MM wall time."""
+    hour, minute = wall.split(":")
+    return int(hour) * 60 + int(minute)
+
+
 class JobConfig(_Strict):
-    """A named selection of assets (asset names or group names), optionally on a schedule."""
+    """A named selection of assets (asset names or group names), on a cron schedule, on the
+    arrival of its input files (`on_arrival`, see daybreak.runner.arrival), or both."""
 
     description: str = ""
     select: Annotated[list[Annotated[str, AfterValidator(_identifier)]], Field(min_length=1)]
@@ -378,6 +393,54 @@ class JobConfig(_Strict):
     # A tick missed while the runner was down is run once on start if it is this recent;
     # 0 turns catch-up off. Older misses are recorded, not replayed.
     catch_up_hours: Annotated[float, Field(ge=0, le=24 * 7, strict=False)] = 6.0
+    # Arrival: the ingestion assets whose new files start this job (polled every
+    # [arrival] poll_seconds). Within `window` (in `timezone`) it waits for "all" of them (or
+    # "any"), at most until `latest` (default: the window's end); at `latest` it runs with what
+    # has arrived and names what is missing. After `latest`, every arrival runs it (a late
+    # market still reaches the mart); before the window opens, arrivals wait for it.
+    on_arrival: list[Annotated[str, AfterValidator(_identifier)]] = []
+    wait: Literal["all", "any"] = "all"
+    window: Annotated[str, AfterValidator(_window)] = "00:00-23:59"
+    latest: Annotated[str, AfterValidator(_wall_time)] | None = None
+
+    @model_validator(mode="after")
+    def _arrival_keys(self) -> JobConfig:
+        if not self.on_arrival and (
+            self.latest is not None
+            or "window" in self.model_fields_set
+            or "wait" in self.model_fields_set
+        ):
+            raise ValueError("wait, window and latest go with on_arrival = [...] (the inputs "
+                             "whose arrival starts the job)")  # fmt: skip
+        if len(set(self.on_arrival)) != len(self.on_arrival):
+            raise ValueError("on_arrival names an input twice")
+        if self.latest is not None:
+            start, end = (minutes_of(t) for t in self.window.split("-"))
+            at = minutes_of(self.latest)
+            inside = start <= at <= end if start < end else (at >= start or at <= end)
+            if not inside or at == start:
+                raise ValueError(f"latest {self.latest!r} is not inside window {self.window!r}")
+        return self
+
+    @property
+    def latest_time(self) -> str:
+        """When the job stops waiting for all its inputs: `latest`, else the window's end."""
+        return self.latest or self.window.split("-")[1]
+
+
+class ArrivalConfig(_Strict):
+    """How arrival-driven jobs watch their sources (see daybreak.runner.arrival)."""
+
+    # How often each source is listed (names, ETags, sizes: no download).
+    poll_seconds: Annotated[float, Field(ge=1, le=3600, strict=False)] = 60.0
+    # A file counts as arrived once unchanged for this long (a file still being written is not).
+    settle_seconds: Annotated[float, Field(ge=0, le=3600, strict=False)] = 30.0
+    # Arrivals this close together make one run: a run starts once none came for this long.
+    debounce_seconds: Annotated[float, Field(ge=0, le=3600, strict=False)] = 120.0
+    # Usual arrival times are learnt from the last learn_weeks weeks, per weekday.
+    learn_weeks: Annotated[int, Field(ge=1, le=52)] = 6
+    # An input later than its usual time by this much is alerted once, naming the file.
+    late_minutes: Annotated[float, Field(ge=0, le=24 * 60, strict=False)] = 30.0
 
 
 class _File(_Strict):
@@ -407,6 +470,7 @@ class _File(_Strict):
         dict[Annotated[str, AfterValidator(_market_code)], Market], Field(min_length=1)
     ]
     jobs: dict[Annotated[str, AfterValidator(_identifier)], JobConfig] = {}
+    arrival: ArrivalConfig = ArrivalConfig()
 
 
 @dataclass(frozen=True)
@@ -503,6 +567,7 @@ class Settings:
     jobs: dict[str, JobConfig]
     secrets: Secrets
     engine: EngineConfig = dataclasses.field(default_factory=EngineConfig)
+    arrival: ArrivalConfig = dataclasses.field(default_factory=ArrivalConfig)
 
     @property
     def market_codes(self) -> list[str]:
@@ -638,6 +703,7 @@ def load_settings(
         jobs=dict(parsed.jobs),
         secrets=Secrets.from_environ(env),
         engine=parsed.engine,
+        arrival=parsed.arrival,
     )
     _check_cross_fields(settings)
     return settings

@@ -207,6 +207,40 @@ MIGRATIONS: list[str] = [
     ALTER TABLE asset_attempts ADD COLUMN finished_seq INTEGER;
     ALTER TABLE backfill_chunks ADD COLUMN started_at TEXT;
     """,
+    # 7: arrival-driven jobs (daybreak.runner.arrival). `arrival_watch` holds each file a source
+    # lists that its sync has not taken yet, as last seen, until it settles; `arrivals` is the
+    # append-only log of settled files (one row per file version, never repeated); each job's
+    # cursor is the last arrival it has run for. A run says what started it (`trigger_detail`:
+    # the files that arrived, the inputs missing at `latest`).
+    """
+    ALTER TABLE runs ADD COLUMN trigger_detail TEXT;
+    CREATE TABLE IF NOT EXISTS arrival_watch (
+        asset         TEXT NOT NULL,
+        blob          TEXT NOT NULL,
+        etag          TEXT NOT NULL,
+        size          INTEGER NOT NULL,
+        last_modified TEXT,
+        first_seen    TEXT NOT NULL,
+        PRIMARY KEY (asset, blob)
+    );
+    CREATE TABLE IF NOT EXISTS arrivals (
+        seq           INTEGER PRIMARY KEY AUTOINCREMENT,
+        asset         TEXT NOT NULL,
+        blob          TEXT NOT NULL,
+        etag          TEXT NOT NULL,
+        size          INTEGER NOT NULL,
+        landed_at     TEXT NOT NULL,
+        arrived_at    TEXT NOT NULL,
+        UNIQUE (asset, blob, etag)
+    );
+    CREATE INDEX IF NOT EXISTS arrivals_by_asset ON arrivals (asset, landed_at);
+    CREATE TABLE IF NOT EXISTS arrival_cursors (
+        job         TEXT PRIMARY KEY,
+        seq         INTEGER NOT NULL,
+        latest_done TEXT,
+        updated_at  TEXT NOT NULL
+    );
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

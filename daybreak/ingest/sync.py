@@ -88,6 +88,8 @@ class SyncReport:
     deleted: list[str] = field(default_factory=list)
     # A dry run: the blobs a sync would convert (new, changed, or still bad), by name.
     pending: list[str] = field(default_factory=list)
+    # ... and as listed (ETag, size, last modified): what an arrival watcher settles on.
+    pending_blobs: list[BlobInfo] = field(default_factory=list)
     # Daily files far below the usual volume for their weekday: probable partial exports.
     volume_warnings: list[str] = field(default_factory=list)
 
@@ -173,6 +175,7 @@ def sync_dataset(
         known = ctx.state.synced_blobs(asset)
         todo, gone = _decide(ctx, dataset, market, days_back, force, known, report)
         report.pending = [blob.name for blob, _, _ in todo]
+        report.pending_blobs = [blob for blob, _, _ in todo]
         report.deleted, report.files_deleted = gone, len(gone)
         return report
     with ctx.state.lock(asset):

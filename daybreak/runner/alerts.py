@@ -4,7 +4,9 @@ Incidents, one message each (tracked in the state database, so several processes
 - a job fails (after its retries): opens `failure:<job>`; further failures of the same job stay
   in that incident; the first success after it sends a recovery message and closes it;
 - a schedule tick is missed: `missed:<job>:<tick>`;
-- an asset misses its freshness deadline: `stale:<asset>:<deadline>`.
+- an asset misses its freshness deadline: `stale:<asset>:<deadline>`;
+- an input of an arrival job is later than usual: `late:<job>:<input>:<day>`, before the
+  deadline; the inputs still missing at a job's `latest`: `missing:<job>:<latest>`.
 Alert URLs carry tokens and passwords, so they come from the environment
 (`DAYBREAK_ALERT_URLS`, space- or comma-separated), never from daybreak.toml. A broken channel is
 logged and never fails a job. Messages carry no secrets (they pass the redactor).
@@ -143,4 +145,30 @@ class Alerter:
                 f"daybreak: {asset} is not current",
                 f"{asset} owed fresh data by {deadline.isoformat()}; last success: "
                 f"{last_success or 'never'}.",
+            )
+
+    def input_late(
+        self, job: str, asset: str, day: str, usual_to: str | None, minutes: int | None,
+        expected_file: str | None, deadline_asset: str | None, deadline: str | None,
+        expected_at: str | None,
+    ) -> None:  # fmt: skip
+        """An input later than its usual time by the margin: once a day, naming the file."""
+        if not self._open(f"late:{job}:{asset}:{day}"):
+            return
+        lines = [f"{asset} has not landed yet: usually by {usual_to}, now {minutes} min later.",
+                 f"File expected: {expected_file or 'a new file (none seen yet)'}."]  # fmt: skip
+        if deadline:
+            lines.append(f"Deadline at risk: {deadline_asset} must be current by {deadline}.")
+        if expected_at:
+            lines.append(f"Expected current at {expected_at} if it lands now.")
+        lines.append(f"Job {job} runs when it lands (or at its latest without it).")
+        self.send(f"daybreak: {asset} is late for {job}", "\n".join(lines))
+
+    def inputs_missing(self, job: str, missing: list[str], latest: dt.datetime) -> None:
+        """A job ran (or would have) at its latest without these inputs: once."""
+        if self._open(f"missing:{job}:{iso(latest)}"):
+            self.send(
+                f"daybreak: {job} ran at its latest without {', '.join(missing)}",
+                f"By {latest.isoformat()} these inputs had not arrived: {', '.join(missing)}. "
+                f"Job {job} ran with what had arrived; it runs again when they land.",
             )

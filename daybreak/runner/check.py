@@ -3,7 +3,8 @@
 The config (keys, types, zones, cron expressions) and the secrets its backends need are checked
 by load_settings; here: the asset graph builds (the dataflows import, dbt parses the project),
 every job's selection names assets or groups that exist, every export names tables that dbt
-builds and upstream assets that exist, and every schedule evaluates. Each problem names where it
+builds and upstream assets that exist, every schedule evaluates, and every `on_arrival` input is
+an asset of the job that syncs files. Each problem names where it
 is (the config file and line, or the dbt project). The scheduler runs this at start and logs it;
 a job with a problem still gets its ticks, and fails them as recorded, alerted runs.
 """
@@ -48,13 +49,15 @@ def check(settings: Settings) -> tuple[list[Problem], dict[str, Any]]:
     """Every problem found, and what was checked (counts), for a config that loaded."""
     from daybreak.assets import catalogue
     from daybreak.assets.dbt_models import MODEL_KIND
+    from daybreak.runner.plan import uses_sync
     from daybreak.runner.scheduler import schedule_of
     from daybreak.warehouse.dbt_project import DbtError
 
     config = settings.config_path
     problems: list[Problem] = []
     try:
-        assets = catalogue.catalogue(catalogue.build_driver(settings))
+        dr = catalogue.build_driver(settings)
+        assets = catalogue.catalogue(dr)
     except DbtError as exc:
         return [Problem(str(settings.paths.dbt_project), "dbt project", str(exc))], {}
     except (ConfigError, UsageError) as exc:
@@ -65,9 +68,29 @@ def check(settings: Settings) -> tuple[list[Problem], dict[str, Any]]:
     for name, job in settings.jobs.items():
         where = _line_of(config, rf"\[jobs\.{re.escape(name)}\]")
         try:
-            catalogue.select(assets, job.select)
+            runs = catalogue.with_upstream(assets, catalogue.select(assets, job.select))
         except UsageError as exc:
             problems.append(Problem(where, f"jobs.{name}.select", str(exc).split(" (")[0]))
+            runs = []
+        for asset in job.on_arrival:
+            if asset not in assets or not uses_sync(dr, asset):
+                syncs = [a for a in assets if uses_sync(dr, a)]
+                problems.append(
+                    Problem(
+                        where,
+                        f"jobs.{name}.on_arrival",
+                        f"{asset!r} is not an "
+                        f"asset that syncs files (those are: {', '.join(syncs)})",
+                    )
+                )
+            elif runs and asset not in runs:
+                problems.append(
+                    Problem(
+                        where,
+                        f"jobs.{name}.on_arrival",
+                        f"{asset!r} is not run by the job, so its files would never be taken",
+                    )
+                )
         if job.cron:
             try:
                 schedule_of(job)

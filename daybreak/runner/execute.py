@@ -93,6 +93,7 @@ def execute_run(
     rerun_of: str | None = None,
     window: tuple[dt.date, dt.date] | None = None,
     part_of: str | None = None,
+    trigger_detail: dict[str, Any] | None = None,
 ) -> RunOutcome:
     """Run `selection` (assets or groups) with the upstream assets it needs, and record it.
 
@@ -102,13 +103,14 @@ def execute_run(
     the outcome (`error_kind` says whether it was a bad name or config), never raised, except
     Ctrl-C, which is recorded as `interrupted` and raised.
 
+    `trigger_detail` says more of what started it (an arrival run: the files, what is missing).
     `window` and `part_of` make the run a chunk of a backfill (daybreak.runner.backfill): its
     syncs re-sync the dated files of those days, and the history lists it under the backfill.
     """
     history = history or History(settings.state)
     run_id = history.start_run(
         selection, job=job, trigger=trigger, scheduled_for=scheduled_for, rerun_of=rerun_of,
-        part_of=part_of,
+        part_of=part_of, trigger_detail=trigger_detail,
     )  # fmt: skip
     status, error, trace, results = "failed", None, None, []
     failure: BaseException | None = None

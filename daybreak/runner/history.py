@@ -63,6 +63,13 @@ class RunRecord:
     rerun_of: str | None = None
     plan: str | None = None  # JSON: each asset, whether it ran, and why
     part_of: str | None = None  # the backfill this run is a chunk of
+    # JSON: what started it beyond the trigger's name (an arrival run: the files that arrived,
+    # the inputs still missing when it ran at its `latest`)
+    trigger_detail: str | None = None
+
+    @property
+    def detail(self) -> dict[str, Any]:
+        return json.loads(self.trigger_detail) if self.trigger_detail else {}
 
 
 class History:
@@ -87,6 +94,7 @@ class History:
         scheduled_for: dt.datetime | None = None,
         rerun_of: str | None = None,
         part_of: str | None = None,
+        trigger_detail: dict[str, Any] | None = None,
     ) -> str:
         started = clock.now()
         run_id = f"{started:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
@@ -94,11 +102,16 @@ class History:
         with self._connect() as con:
             con.execute(
                 "INSERT INTO runs (run_id, job, selection, trigger, scheduled_for, status, "
-                "started_at, pid, host, log_path, rerun_of, part_of) "
-                "VALUES (?, ?, ?, ?, ?, 'running', ?, ?, ?, ?, ?, ?)",
+                "started_at, pid, host, log_path, rerun_of, part_of, trigger_detail) "
+                "VALUES (?, ?, ?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?)",
                 (run_id, job, json.dumps(selection), trigger, iso(scheduled_for), iso(started),
-                 os.getpid(), socket.gethostname(), str(log_path), rerun_of, part_of),
+                 os.getpid(), socket.gethostname(), str(log_path), rerun_of, part_of,
+                 redact(json.dumps(trigger_detail)) if trigger_detail else None),
             )  # fmt: skip
+            moved = (trigger_detail or {}).get("cursor")
+            if moved:  # an arrival run takes its files in the same transaction (no loss, no repeat)
+                move_cursor(con, moved["job"], seq=moved["to_seq"], latest_done=(
+                    trigger_detail or {}).get("latest"))  # fmt: skip
         return run_id
 
     def set_plan(self, run_id: str, plan: list[dict[str, Any]]) -> None:
@@ -312,10 +325,12 @@ class History:
         return {r["asset"]: r["n"] for r in rows}
 
     def last_attempts(self) -> dict[str, dict[str, Any]]:
-        """Each asset's most recent finished attempt: run_id, status, ended_at, error."""
+        """Each asset's most recent finished attempt: run_id, status, ended_at, error, and its
+        place in the order attempts finished (finished_seq)."""
         with self._connect() as con:
             rows = con.execute(
-                "SELECT asset, run_id, status, ended_at, error FROM asset_attempts WHERE rowid IN "
+                "SELECT asset, run_id, status, ended_at, error, finished_seq FROM asset_attempts "
+                "WHERE rowid IN "
                 "(SELECT max(rowid) FROM asset_attempts "
                 " WHERE status NOT IN ('running', 'retrying') GROUP BY asset)"
             ).fetchall()
@@ -432,6 +447,7 @@ class History:
                 with contextlib.suppress(FileNotFoundError):
                     Path(row["log_path"]).unlink()
             con.execute("DELETE FROM ticks WHERE scheduled_for < ?", (cutoff,))
+            con.execute("DELETE FROM arrivals WHERE arrived_at < ?", (cutoff,))
         return len(old)
 
     @contextlib.contextmanager
@@ -449,6 +465,19 @@ class History:
             current_run.reset(token)
             root.removeHandler(handler)
             handler.close()
+
+
+def move_cursor(
+    con: sqlite3.Connection, job: str, *, seq: int | None = None, latest_done: str | None = None
+) -> None:
+    """Move an arrival job's cursor (daybreak.runner.arrival) inside the caller's transaction:
+    the last arrival it took, and the `latest` it handled."""
+    con.execute(
+        "INSERT INTO arrival_cursors (job, seq, latest_done, updated_at) VALUES (?, ?, ?, ?) "
+        "ON CONFLICT (job) DO UPDATE SET seq = coalesce(?, seq), "
+        "latest_done = coalesce(?, latest_done), updated_at = excluded.updated_at",
+        (job, seq or 0, latest_done, iso(clock.now()), seq, latest_done),
+    )
 
 
 def process_alive(pid: int) -> bool:

@@ -81,9 +81,16 @@ def _files(names: list[str]) -> str:
     return ", ".join(names[:_SHOWN]) + more
 
 
+def sync_preview(dr: driver.Driver, name: str, inputs: dict[str, Any]) -> Any:
+    """A sync asset run in dry-run mode: its report says which files it would take now (names,
+    ETags, sizes from the listing alone) and which are gone; nothing is written. What `plan`
+    and the arrival watcher (daybreak.runner.arrival) both ask."""
+    return dr.execute([name], inputs={**inputs, "dry_run": True})[name]
+
+
 def _sync_reasons(dr: driver.Driver, name: str, inputs: dict[str, Any]) -> list[str]:
     try:
-        report = dr.execute([name], inputs={**inputs, "dry_run": True})[name]
+        report = sync_preview(dr, name, inputs)
     except Exception as exc:  # Azure down, say: the sync itself retries by its policy
         return [f"its source could not be listed ({redact(f'{type(exc).__name__}: {exc}')}); "
                 "the sync runs and retries by its policy"]  # fmt: skip
@@ -111,7 +118,8 @@ def _budget_reasons(settings: Settings) -> list[str]:
     return []
 
 
-def _uses_sync(dr: driver.Driver, name: str) -> bool:
+def uses_sync(dr: driver.Driver, name: str) -> bool:
+    """Whether asset `name` syncs files from the landing zone (it needs a sync context)."""
     node = next((n for n in dr.graph.get_nodes() if n.name == name), None)
     return node is not None and any(d.name == "sync_context" for d in node.dependencies)
 
@@ -152,7 +160,7 @@ def make_plan(
                 reasons.append(f"its last attempt {attempt['status']}")
             if versions.get(name) and succeeded[name] != versions[name]:
                 reasons.append("its code changed since its last success")
-            if _uses_sync(dr, name):
+            if uses_sync(dr, name):
                 reasons += _sync_reasons(dr, name, inputs)
             elif asset.tags.get("source") == "workbook":
                 reasons += _budget_reasons(settings)

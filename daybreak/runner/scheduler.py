@@ -17,6 +17,11 @@ Time comes from daybreak.clock (tests set it). Policies (each tested in tests/te
   of a second, so a stop is seen within one, on Windows too.
 - With a Heartbeat, the loop also wakes to ping the outside monitor on its interval, and each
   job's start and failure are signalled to it.
+- Jobs with `on_arrival` are also started by their files landing: the loop wakes every
+  [arrival] poll_seconds to list their sources, and starts what daybreak.runner.arrival decides
+  (trigger `arrival`, the files recorded with the run), and alerts inputs later than usual
+  (daybreak.runner.eta). An arrival job that is running is never started twice: its arrivals
+  wait and make one follow-up run.
 """
 
 from __future__ import annotations
@@ -33,6 +38,8 @@ from typing import Any
 from daybreak import clock
 from daybreak.config import JobConfig, Settings
 from daybreak.runner.alerts import Alerter, alert_urls
+from daybreak.runner.arrival import TRIGGER as ARRIVAL
+from daybreak.runner.arrival import ArrivalWatch
 from daybreak.runner.freshness import freshness
 from daybreak.runner.heartbeat import Heartbeat
 from daybreak.runner.history import History
@@ -52,9 +59,10 @@ def schedule_of(job: JobConfig) -> CronSchedule | None:
 @dataclass
 class Started:
     job: str
-    tick: dt.datetime
+    tick: dt.datetime | None
     trigger: str
     thread: threading.Thread | None = None
+    detail: dict[str, Any] | None = None
 
 
 RunJob = Callable[..., Any]
@@ -87,6 +95,9 @@ class Scheduler:
         self._next: dict[str, dt.datetime] = {}
         self._pruned_on: dt.date | None = None
         self.alerter = Alerter(settings.state, alert_urls(settings))
+        watched = any(job.on_arrival for job in settings.jobs.values())
+        self.arrivals = ArrivalWatch(settings, self.history) if watched else None
+        self._polled: dt.datetime | None = None
 
     def _missed(self, name: str, tick: dt.datetime) -> None:
         self.history.record_tick(name, tick, "missed")
@@ -112,6 +123,8 @@ class Scheduler:
             log.warning(
                 "marked %d run(s) left running by a stopped runner as interrupted", len(gone)
             )
+        if self.arrivals is not None:
+            self.arrivals.recover()
         now = clock.now()
         started = []
         for name, schedule in self.schedules.items():
@@ -147,8 +160,26 @@ class Scheduler:
             self._next[name] = schedule.next_after(now)
         return decided
 
+    def arrived(self, now: dt.datetime) -> list[Started]:
+        """When a poll is due: list the arrival jobs' sources, start the jobs whose files have
+        arrived (daybreak.runner.arrival), and alert the inputs later than usual."""
+        if self.arrivals is None or now < self.arrivals.next_poll(self._polled, now):
+            return []
+        from daybreak.runner.eta import warn_late
+
+        self._polled = now
+        self.arrivals.poll(now)
+        started = []
+        for trigger in self.arrivals.due(now, set(self.running())):
+            log.info("%s: %s", trigger.job, trigger.sentence())
+            started.append(self._launch(trigger.job, None, ARRIVAL, trigger.detail()))
+        warn_late(self.settings, self.history, now, self.alerter)
+        return started
+
     def next_wakeup(self, now: dt.datetime) -> dt.datetime:
         upcoming = [t for t in self._next.values()] or [now + MAX_SLEEP]
+        if self.arrivals is not None:
+            upcoming.append(self.arrivals.next_poll(self._polled, now))
         if self.heartbeat is not None:
             upcoming.append(self.heartbeat.next_due())
         return min(min(upcoming), now + MAX_SLEEP)
@@ -177,30 +208,40 @@ class Scheduler:
 
     # -- running --------------------------------------------------------------------------
 
-    def _launch(self, name: str, tick: dt.datetime, trigger: str) -> Started:
+    def _launch(
+        self, name: str, tick: dt.datetime | None, trigger: str,
+        detail: dict[str, Any] | None = None,
+    ) -> Started:  # fmt: skip
+        """Start a run of `name` for a cron tick, or (no tick) for the arrival in `detail`."""
         running = self._running.get(name)
         if running is not None and running.is_alive():
-            log.warning("%s: tick %s skipped: the previous run is still going", name, tick)
-            self.history.record_tick(name, tick, "skipped")
+            if tick is not None:
+                log.warning("%s: tick %s skipped: the previous run is still going", name, tick)
+                self.history.record_tick(name, tick, "skipped")
             return Started(name, tick, "skipped")
-        self.history.record_tick(name, tick, "started")
+        if tick is not None:
+            self.history.record_tick(name, tick, "started")
         thread = threading.Thread(
-            target=self._run, args=(name, tick, trigger), name=f"job-{name}", daemon=True
+            target=self._run, args=(name, tick, trigger, detail), name=f"job-{name}", daemon=True
         )
         self._running[name] = thread
         thread.start()
-        return Started(name, tick, trigger, thread)
+        return Started(name, tick, trigger, thread, detail)
 
-    def _run(self, name: str, tick: dt.datetime, trigger: str) -> None:
+    def _run(
+        self, name: str, tick: dt.datetime | None, trigger: str, detail: dict[str, Any] | None
+    ) -> None:
         job = self.settings.jobs[name]
         if self.heartbeat is not None:
             self.heartbeat.job_started(name)
+        extra = {"trigger_detail": detail} if detail is not None else {}
         try:
             outcome = self.run_job(
                 self.settings, job.select, job=name, trigger=trigger, scheduled_for=tick,
-                stop=self.stop, history=self.history,
+                stop=self.stop, history=self.history, **extra,
             )  # fmt: skip
-            self.history.record_tick(name, tick, "ran", getattr(outcome, "run_id", None))
+            if tick is not None:
+                self.history.record_tick(name, tick, "ran", getattr(outcome, "run_id", None))
             failed = getattr(outcome, "status", "success") == "failed"
             error = getattr(outcome, "error", None)
         except Exception as exc:  # execute_run records its own failures; this is a last guard
@@ -219,10 +260,15 @@ class Scheduler:
             len(self.schedules),
             ", ".join(f"{n} {s.describe()}" for n, s in self.schedules.items()) or "none",
         )
+        if self.arrivals is not None:
+            log.info("watching for arrivals every %.0f s: %s", self.settings.arrival.poll_seconds,
+                     ", ".join(f"{n} on {', '.join(j.on_arrival)}"
+                               for n, j in self.arrivals.jobs.items()))  # fmt: skip
         self.start()
         while not self.stop.is_set():
             now = clock.now()
             self.due(now)
+            self.arrived(now)
             self.check_freshness(now)
             self._beat(now)
             if self._pruned_on != now.date():  # retention is in days: once a day is enough

@@ -10,7 +10,11 @@ is not fresh it walks the lineage to the root cause and names what it finds, in 
 - a program outside daybreak holding the warehouse, or a daybreak writer waiting for it;
 - never run, and which job would run it;
 - the deadline it owes, and when the next run comes.
-For a fresh asset: "fresh: run R succeeded at T".
+For a fresh asset: "fresh: run R succeeded at T", unless it is behind: fresh is not current. An
+asset is behind when an asset upstream of it failed after its last build (what that upstream
+should have brought is missing, and the bad files are named), or an ingestion asset upstream
+took new files after its last build that have not reached it yet. For an asset built by an
+arrival job, inputs not yet landed today are named with their usual time ("waiting for").
 """
 
 from __future__ import annotations
@@ -38,7 +42,7 @@ class Cause:
     """One link of the chain: what, about which asset, with the evidence."""
 
     kind: str  # fresh | failed | quarantined | blocked | missed | skipped | runner_down | lock |
-    #            never | stale | deadline
+    #            never | stale | deadline | behind | waiting
     asset: str
     text: str
     run_id: str | None = None
@@ -50,7 +54,7 @@ class Cause:
 @dataclass
 class Why:
     asset: str
-    state: str  # fresh | stale | never | failed | blocked (skipped: an upstream failed)
+    state: str  # fresh | behind | stale | never | failed | blocked (skipped: an upstream failed)
     sentence: str
     chain: list[Cause]
 
@@ -144,10 +148,17 @@ def explain(
         shown = state.state
     if state.state == "fresh" and shown == "fresh":
         succeeded = _run_of_success(history, name)
+        lagging = behind(settings, history, assets, name, last=last)
+        waiting = _waiting(settings, history, assets, name)
+        if lagging:
+            by = f" by its {state.deadline} deadline" if state.deadline else ""
+            head = lagging[0]
+            text = f"{name} is fresh{by}, but behind: {head.text}"
+            return Why(name, "behind", text, [*lagging, *waiting])
         text = f"{name} is fresh: run {succeeded} succeeded at {state.last_success}"
         if state.deadline:
             text += f" (it owed data by {state.deadline})"
-        return Why(name, "fresh", text, [Cause("fresh", name, text, run_id=succeeded)])
+        return Why(name, "fresh", text, [Cause("fresh", name, text, run_id=succeeded), *waiting])
 
     # Its own failure, and the bad files behind it.
     if attempt and attempt["status"] in ("failed", "interrupted"):
@@ -204,11 +215,74 @@ def explain(
     elif state.state == "stale" and not chain:
         chain.append(Cause("stale", name, f"its last success ({state.last_success}) is older "
                            "than its freshness policy allows"))  # fmt: skip
+    chain += _waiting(settings, history, assets, name)
     if state.deadline:
         upcoming = _next_run(settings, jobs)
         chain.append(Cause("deadline", name, f"it owes data by {state.deadline}"
                            + (f"; next run {upcoming}" if upcoming else "")))  # fmt: skip
     return Why(name, shown, _sentence(name, shown, chain), chain)
+
+
+def behind(
+    settings: Settings, history: History, assets: dict[str, Asset], name: str,
+    *, last: dict[str, dict[str, Any]] | None = None, built: dict[str, int] | None = None,
+    reports: dict[str, Any] | None = None,
+) -> list[Cause]:  # fmt: skip
+    """What `name` lacks although it may be fresh (see the module docstring): upstream assets
+    that failed after its last build, and ingestion upstream with new files since it."""
+    last = history.last_attempts() if last is None else last
+    built = history.success_order() if built is None else built
+    mine = built.get(name)
+    if mine is None:
+        return []
+    found: list[Cause] = []
+    newer: list[str] = []
+    for up in catalogue.with_upstream(assets, [name]):
+        if up == name:
+            continue
+        attempt = last.get(up)
+        if attempt and attempt["status"] in ("failed", "interrupted") and (
+                attempt.get("finished_seq") or 0) > mine:  # fmt: skip
+            files = quarantined(settings, up)
+            said = (f"{files[0]['blob'].rsplit('/', 1)[-1]} quarantined: "
+                    f"{'; '.join(files[0]['problems'][:1])}"
+                    if files else _first_line(attempt["error"]))  # fmt: skip
+            text = (f"{up} {attempt['status']} at {attempt['ended_at']} ({said}), so {name} "
+                    "lacks it")  # fmt: skip
+            cause = _attempt_cause("behind", up, text, attempt, history)
+            cause.files = files
+            found.append(cause)
+        elif assets[up].tags.get("kind") == "ingestion" and built.get(up, 0) > mine:
+            reports = history.last_reports() if reports is None else reports
+            report = reports.get(up)
+            took = report.get("files_synced", 1) + report.get("files_deleted", 0) if isinstance(
+                report, dict) else 1  # fmt: skip
+            if took:
+                newer.append(up)
+    if newer:
+        found.append(Cause("behind", name, f"{', '.join(newer)} took new files since {name} "
+                           "was last built; they have not reached it yet"))  # fmt: skip
+    return found
+
+
+def _waiting(
+    settings: Settings, history: History, assets: dict[str, Asset], name: str
+) -> list[Cause]:
+    """Inputs of an arrival job that builds `name` still to land today, with their usual time."""
+    from daybreak.runner.eta import job_eta, waiting_for
+
+    upstream = set(catalogue.with_upstream(assets, [name]))
+    found = []
+    for job_name in _jobs_that_run(settings, assets, name):
+        job = settings.jobs[job_name]
+        if not job.on_arrival:
+            continue
+        eta = job_eta(settings, history, job_name, with_deadline=False)
+        eta.inputs = [i for i in eta.inputs if i.asset in upstream]
+        for text in waiting_for(eta):
+            asset = text.split()[2]
+            found.append(Cause("waiting", asset, f"{text}; job {job_name} runs when it lands"))
+    return found
 
 
 def _sentence(name: str, state: str, chain: list[Cause]) -> str:

@@ -102,6 +102,15 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(handler=_plan)
 
+    p = sub.add_parser(
+        "eta", help="an arrival job today: which inputs landed, which are late, when the data "
+        "is expected current, against its deadline"
+    )  # fmt: skip
+    _common(p)
+    p.add_argument("job", metavar="JOB")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(handler=_eta)
+
     p = sub.add_parser("assets", help="list every asset with its group and upstream assets")
     _common(p)
     p.add_argument("--json", action="store_true", help="machine-readable output")
@@ -286,6 +295,8 @@ def _status(settings: Settings, args: argparse.Namespace) -> int:
             checks) else ""  # fmt: skip
         print(f"  {name:<36} {asset['freshness']:<6} last success: "
               f"{asset['last_success'] or 'never'}{said}")  # fmt: skip
+    for entry in data.get("arrivals", {}).values():
+        print(f"arrivals: {entry['sentence']}")
     runner = data["runner"]
     if runner.get("alive"):
         print(f"runner: alive, pid {runner['pid']} since {runner['started_at']}, last heartbeat "
@@ -309,6 +320,42 @@ def _status(settings: Settings, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _eta(settings: Settings, args: argparse.Namespace) -> int:
+    from daybreak.runner.eta import job_eta
+
+    job = settings.jobs.get(args.job)
+    if job is None:
+        raise UnknownNameError(
+            f"unknown job {args.job!r} (jobs: {', '.join(settings.jobs) or 'none configured'})"
+        )
+    if not job.on_arrival:
+        raise UsageError(f"job {args.job!r} has no on_arrival inputs: `runner.py jobs` says when "
+                         "it runs")  # fmt: skip
+    eta = job_eta(settings, History(settings.state), args.job)
+    if args.json:
+        print(json.dumps(eta.as_json(), indent=2))
+        return EXIT_OK
+    print(eta.sentence)
+    for entry in eta.inputs:
+        usual = (f"usually {entry.usual_from}-{entry.usual_to} ({entry.usual_days} days)"
+                 if entry.usual_from else "no usual time yet")  # fmt: skip
+        when = entry.landed_at or entry.expected_at or "-"
+        expect = f"  expects {entry.expected_file}" if entry.expected_file and (
+            entry.state != "landed") else ""  # fmt: skip
+        print(f"  {entry.asset:<28} {entry.state:<9} {when:<26} {usual}{expect}")
+    return EXIT_OK
+
+
+def _trigger_line(detail: dict[str, Any]) -> str:
+    files = detail.get("files") or []
+    more = detail.get("more_files") or 0
+    text = (f"{detail.get('reason')}: {len(files) + more} file(s) of "
+            f"{', '.join(detail.get('inputs') or []) or '-'}")  # fmt: skip
+    if detail.get("missing"):
+        text += f"; missing: {', '.join(detail['missing'])}"
+    return text
+
+
 def _history(settings: Settings, args: argparse.Namespace) -> int:
     if args.asset:
         return _asset_history(settings, args)
@@ -320,6 +367,8 @@ def _history(settings: Settings, args: argparse.Namespace) -> int:
         seconds = f"{r.seconds:.1f} s" if r.seconds is not None else "-"
         print(f"{r.run_id}  {r.job or '(materialize)':<30} {r.trigger:<9} {r.status:<11} "
               f"{seconds:>9}  {r.error or ''}")  # fmt: skip
+        if r.detail:
+            print(f"{'':<23} {_trigger_line(r.detail)}")
     return EXIT_OK
 
 
@@ -348,8 +397,9 @@ def _asset_history(settings: Settings, args: argparse.Namespace) -> int:
 
 def _plan(settings: Settings, args: argparse.Namespace) -> int:
     names: list[str] = args.names
-    if len(names) == 1 and names[0] in settings.jobs:
-        names = settings.jobs[names[0]].select
+    job = settings.jobs.get(names[0]) if len(names) == 1 else None
+    if job is not None:
+        names = job.select
     dr = catalogue.build_driver(settings)
     assets = catalogue.catalogue(dr)
     inputs = {"settings": settings, **run_inputs(full_refresh=args.full)}
@@ -357,16 +407,26 @@ def _plan(settings: Settings, args: argparse.Namespace) -> int:
         settings, dr, assets, names, History(settings.state), inputs, full_refresh=args.full
     )
     todo = [s for s in steps if s.run]
+    waiting = _waiting_lines(settings, args.names[0]) if job is not None and job.on_arrival else []
     if args.json:
-        print(json.dumps({"runs": [s.asset for s in todo],
-                          "steps": [s.as_json() for s in steps]}, indent=2))  # fmt: skip
+        print(json.dumps({"runs": [s.asset for s in todo], "steps": [s.as_json() for s in steps],
+                          "waiting": waiting}, indent=2))  # fmt: skip
         return EXIT_OK
     width = max(len(s.asset) for s in steps)
     for step in steps:
         print(f"{step.asset:<{width}}  {'run ' if step.run else 'skip'}  {'; '.join(step.reasons)}")
     print(f"{len(todo)} of {len(steps)} assets would run" if todo else
           f"nothing needs to run: all {len(steps)} assets are up to date")  # fmt: skip
+    for line in waiting:
+        print(line)
     return EXIT_OK
+
+
+def _waiting_lines(settings: Settings, name: str) -> list[str]:
+    """An arrival job's inputs not landed today, as `plan` says them."""
+    from daybreak.runner.eta import job_eta, waiting_for
+
+    return waiting_for(job_eta(settings, History(settings.state), name, with_deadline=False))
 
 
 def _why(settings: Settings, args: argparse.Namespace) -> int:

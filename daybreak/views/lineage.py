@@ -7,7 +7,8 @@ asset catalogue (dbt models included), written as Graphviz DOT and laid out by `
 self-contained port of Graphviz, so no system package is needed), else a `dot` on PATH.
 
 Colours: success (last attempt succeeded and the asset is fresh), stale (last success too old
-for its freshness policy), failed (last attempt failed or was skipped), never (no attempt yet).
+for its freshness policy), behind (fresh, but an upstream failed or has newer files since it was
+built), failed (last attempt failed or was skipped), never (no attempt yet).
 """
 
 from __future__ import annotations
@@ -27,11 +28,14 @@ from daybreak.views.status import asset_states
 COLOURS = {  # fill, border
     "success": ("#d1f2d9", "#1e8e3e"),
     "stale": ("#fdecc8", "#b06000"),
+    "behind": ("#fff3bf", "#b08800"),
     "failed": ("#fad2cf", "#c5221f"),
     "never": ("#eceff1", "#80868b"),
 }
 FORMATS = (".svg", ".png")
-LEGEND = "\\ngreen: success   amber: stale   red: failed   grey: never run"
+LEGEND = (
+    "\\ngreen: success   yellow: fresh but behind   amber: stale   red: failed   grey: never run"
+)
 
 
 class LineageError(UsageError):

@@ -18,15 +18,16 @@ from daybreak.assets.catalogue import Asset
 from daybreak.config import Settings
 from daybreak.errors import UnknownNameError
 from daybreak.runner import backfill
+from daybreak.runner.eta import job_eta
 from daybreak.runner.freshness import freshness
 from daybreak.runner.history import History, RunRecord
 from daybreak.runner.instance import runner_state
 from daybreak.runner.scheduler import schedule_of
-from daybreak.runner.why import explain
+from daybreak.runner.why import behind, explain
 from daybreak.warehouse import lock
 
 # An asset's colour on the page and in the lineage picture.
-COLOURS = ("success", "stale", "failed", "never")
+COLOURS = ("success", "behind", "stale", "failed", "never")
 
 
 def asset_states(
@@ -34,9 +35,12 @@ def asset_states(
 ) -> dict[str, dict[str, Any]]:
     """Per asset (all, or `names`): group, last success, freshness and the deadline it owes, its
     last attempt's status and error, and its colour: success (last attempt succeeded and fresh),
+    behind (fresh, but what is upstream failed or has newer files since: `behind` says what),
     stale (too old for its policy), failed (last attempt failed or was skipped), never."""
     chosen = list(names) or list(assets)
     last = history.last_attempts()
+    built = history.success_order()
+    reports = history.last_reports()
     states = {f.asset: f for f in freshness(settings, history, assets=chosen)}
     found: dict[str, dict[str, Any]] = {}
     for name in chosen:
@@ -50,6 +54,10 @@ def asset_states(
             colour = "stale"
         else:
             colour = "success"
+        lagging = behind(settings, history, assets, name, last=last, built=built,
+                         reports=reports) if colour == "success" else []  # fmt: skip
+        if lagging:
+            colour = "behind"
         found[name] = {
             "group": assets[name].group,
             "last_success": fresh.last_success if fresh else None,
@@ -58,6 +66,7 @@ def asset_states(
             "last_status": attempt["status"] if attempt else "never",
             "status": colour,
             "error": attempt["error"] if attempt and colour == "failed" else None,
+            "behind": [c.text for c in lagging],
         }
     return found
 
@@ -149,6 +158,7 @@ def run_entry(history: History, run: RunRecord) -> dict[str, Any]:
         "ended_at": run.ended_at,
         "seconds": run.seconds,
         "error": run.error,
+        "trigger_detail": run.detail or None,  # an arrival run: its files, what was missing
     }
     if run.status not in ("success", "running"):
         # A backfill's assets ran in its chunks: what failed is in the chunk that stopped it.
@@ -170,12 +180,17 @@ def jobs_data(settings: Settings) -> dict[str, dict[str, Any]]:
     listed: dict[str, dict[str, Any]] = {}
     for name, job in settings.jobs.items():
         schedule = schedule_of(job)
+        said = [schedule.describe()] if schedule else []
+        if job.on_arrival:
+            said.append(f"on arrival of {job.wait} of {', '.join(job.on_arrival)} (waits "
+                        f"{job.window}, latest {job.latest_time}, {job.timezone})")  # fmt: skip
         listed[name] = {
             "description": job.description,
             "select": job.select,
             "cron": job.cron,
-            "timezone": job.timezone if job.cron else None,
-            "schedule": schedule.describe() if schedule else "not scheduled",
+            "on_arrival": job.on_arrival,
+            "timezone": job.timezone if job.cron or job.on_arrival else None,
+            "schedule": "; ".join(said) or "not scheduled",
             "next_run": schedule.next_after(now).astimezone(schedule.zone).isoformat()
             if schedule else None,
         }  # fmt: skip
@@ -185,7 +200,8 @@ def jobs_data(settings: Settings) -> dict[str, dict[str, Any]]:
 def status_data(settings: Settings, recent_runs: int = 15) -> dict[str, Any]:
     """What `status --json`, the status page and /api/status show: jobs (schedule, next run, last
     result), every asset's state, recent runs with what failed and why, what is running, what
-    waits to be retried (attempt n of m, the error, the next try), whether the runner is alive,
+    waits to be retried (attempt n of m, the error, the next try), each arrival job's inputs today
+    and when it is expected current (daybreak.runner.eta), whether the runner is alive,
     and who holds or waits for the warehouse."""
     history = History(settings.state)
     jobs = {}
@@ -220,6 +236,8 @@ def status_data(settings: Settings, recent_runs: int = 15) -> dict[str, Any]:
             ).sentence
     recent = history.runs(limit=recent_runs)
     running = [r.run_id for r in history.runs(limit=50) if r.status == "running"]
+    arrivals = {name: job_eta(settings, history, name, assets=graph).as_json()
+                for name, job in settings.jobs.items() if job.on_arrival}  # fmt: skip
     return {
         "generated_at": clock.now().isoformat(timespec="seconds"),
         "jobs": jobs,
@@ -228,6 +246,7 @@ def status_data(settings: Settings, recent_runs: int = 15) -> dict[str, Any]:
         "running": running,
         "retrying": history.retrying(),
         "backfills": [p.as_json() for p in backfill.recent(history)],
+        "arrivals": arrivals,
         "runner": runner_state(settings.state),
         "warehouse_lock": lock.holder(settings.state),
         "waiting_for_warehouse": lock.waiting(settings.state),

@@ -43,7 +43,8 @@ LOG_TAIL_LINES = 40
 BADGE = {
     "success": "ok", "fresh": "ok",
     "failed": "bad", "interrupted": "bad", "never": "off",
-    "stale": "warn", "running": "run", "retrying": "run", "skipped": "warn",
+    "stale": "warn", "running": "run", "retrying": "run", "skipped": "warn", "behind": "warn",
+    "landed": "ok", "settling": "run", "missing": "off", "late": "bad",
 }  # fmt: skip
 
 CSS = """
@@ -68,6 +69,7 @@ th{font-weight:600;color:#5f6368;font-size:12px;text-transform:uppercase;letter-
 .banner.warn{border:1px solid #b06000}
 pre{background:#f1f3f4;padding:8px;overflow-x:auto;font-size:12px;max-height:320px;margin:6px 0}
 .muted{color:#5f6368}.err{color:#a50e0e}
+.eta.at-risk p{color:#a50e0e;font-weight:600}
 .lineage{overflow-x:auto}.lineage svg{max-width:100%;height:auto}
 """
 
@@ -112,7 +114,11 @@ class Page:
         assets = data["assets"]
         bad = [n for n, a in assets.items() if a["freshness"] in ("stale", "never")]
         failed_jobs = [n for n, j in data["jobs"].items() if j["last_status"] == "failed"]
-        if not bad and not failed_jobs:
+        lagging = [n for n, a in assets.items() if a.get("status") == "behind"]
+        if not bad and not failed_jobs and lagging:
+            banner = ("warn", f"All {len(assets)} assets are fresh, but {len(lagging)} are "
+                              f"behind their upstream: {', '.join(lagging)}.")  # fmt: skip
+        elif not bad and not failed_jobs:
             banner = ("ok", f"All {len(assets)} assets are fresh.")
         elif failed_jobs:
             banner = ("bad", f"Failed: {', '.join(failed_jobs)}. "
@@ -130,6 +136,7 @@ class Page:
             f'<div class="banner {banner[0]}" id="banner">{_h(banner[1])}</div>',
             self._running(data),
             self._jobs(data["jobs"]),
+            self._arrivals(data.get("arrivals", {})),
             self._backfills(data.get("backfills", [])),
             self._failures(data["recent_runs"], logs, data.get("backfills", [])),
             self._runs(data["recent_runs"]),
@@ -188,6 +195,30 @@ class Page:
         ]
         headers = ["job", "schedule", "next run", "last result", "started", "took", "error"]
         return _table("jobs", "Jobs", headers, rows)
+
+    def _arrivals(self, arrivals: dict[str, Any]) -> str:
+        """Each arrival job today: its inputs, when it is expected current, its deadline."""
+        out = []
+        for name, eta in arrivals.items():
+            risk = " at-risk" if eta["at_risk"] else ""
+            out.append(f'<div class="eta{risk}" id="eta-{_h(name)}"><p><b>{_h(name)}</b>: '
+                       f"{_h(eta['sentence'].split(': ', 1)[-1])}</p><table><tr><th>input</th>"
+                       "<th>today</th><th>landed / expected</th><th>usually</th>"
+                       "<th>file expected</th></tr>")  # fmt: skip
+            for i in eta["inputs"]:
+                usual = f"{i['usual_from']}-{i['usual_to']}" if i["usual_from"] else "not known yet"
+                late = f" ({i['late_minutes']} min late)" if i.get("late_minutes") else ""
+                when = self.when(i["landed_at"] or i["expected_at"])
+                out.append(
+                    f"<tr class=input><td>{_h(i['asset'])}</td><td>{self.badge(i['state'])}"
+                    f"{_h(late)}</td><td>{_h(when)}</td><td>{_h(usual)}</td>"
+                    f"<td class=muted>{_h(i['expected_file'] if i['state'] != 'landed' else '')}"
+                    "</td></tr>"
+                )
+            out.append("</table></div>")
+        if not out:
+            return ""
+        return '<section id="arrivals"><h2>Arrivals today</h2>' + "".join(out) + "</section>"
 
     def _backfills(self, backfills: list[dict[str, Any]]) -> str:
         rows = []
@@ -258,10 +289,24 @@ class Page:
         out.append("</section>")
         return "".join(out)
 
+    @staticmethod
+    def trigger(run: dict[str, Any]) -> str:
+        """A run's trigger; an arrival run's files and what was missing, in a line below it."""
+        detail = run.get("trigger_detail") or {}
+        if not detail:
+            return _h(run["trigger"])
+        files = detail.get("files") or []
+        names = ", ".join(f["blob"].rsplit("/", 1)[-1] for f in files[:4])
+        more = len(files) - 4 + (detail.get("more_files") or 0)
+        said = f"{detail.get('reason')}: {names}" + (f" and {more} more" if more > 0 else "")
+        if detail.get("missing"):
+            said += f"; missing: {', '.join(detail['missing'])}"
+        return f"{_h(run['trigger'])}<br><span class='muted trigger-detail'>{_h(said)}</span>"
+
     def _runs(self, runs: list[dict[str, Any]]) -> str:
         rows = [
             f'<tr><td><a href="/runs/{_h(r["run_id"])}/log">{_h(r["run_id"])}</a></td>'
-            f"<td>{_h(r['job'] or 'materialize')}</td><td>{_h(r['trigger'])}</td>"
+            f"<td>{_h(r['job'] or 'materialize')}</td><td>{self.trigger(r)}</td>"
             f"<td>{self.badge(r['status'])}</td><td>{_h(self.when(r['started_at']))}</td>"
             f"<td>{self.seconds(r['seconds'])}</td><td class=err>{_h(r['error'])}</td></tr>"
             for r in runs
@@ -278,7 +323,8 @@ class Page:
         rows = [
             f'<tr id="row-{_h(name)}"><td><a href="/assets/{_h(name)}">{_h(name)}</a></td>'
             f"<td class=muted>{_h(a['group'])}</td>"
-            f"<td>{self.badge(a['freshness'])}</td><td>{_h(self.when(a['last_success']))}</td>"
+            f"<td>{self.badge('behind' if a.get('status') == 'behind' else a['freshness'])}</td>"
+            f"<td>{_h(self.when(a['last_success']))}</td>"
             f"<td>{_h(self.when(a.get('deadline')))}</td>"
             f'<td class="why">{_h(a.get("why"))}</td></tr>'
             for name, a in assets.items()
