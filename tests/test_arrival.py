@@ -22,7 +22,7 @@ from daybreak.clock import FixedClock, SystemClock
 from daybreak.config import Settings, load_settings
 from daybreak.errors import ConfigError
 from daybreak.ingest import datasets, demo
-from daybreak.ingest.sources import BlobInfo
+from daybreak.ingest.sources import BlobInfo, LocalSource
 from daybreak.runner.arrival import ArrivalLog, cycle
 from daybreak.runner.eta import job_eta
 from daybreak.runner.execute import execute_run
@@ -519,3 +519,65 @@ wait = "any"
         runner.send_signal(signal.SIGTERM)
         runner.wait(60)
     assert runner.returncode == 0, log.read_text()
+
+
+def test_an_arrival_run_killed_half_way_runs_again_after_a_restart(
+    tmp_path: Path, clock: FixedClock
+) -> None:
+    from daybreak.runner.arrival import Trigger
+
+    clock.set(local(5, 0))
+    settings = project(tmp_path, ANY)
+    history = History(settings.state)
+    drop(settings, "UK", clock.now() - dt.timedelta(minutes=5))
+    log = ArrivalLog(settings.state)
+    name, _ = new_file(settings, "UK")
+    (blob,) = LocalSource(settings.paths.landing).list(name)
+    (arrival,) = log.observe("uk_orders_azure", [blob], clock.now(), dt.timedelta(seconds=30))
+    # A runner took it and was killed before the run ended: its record says running, its pid
+    # is gone.
+    killed = history.start_run(
+        ["uk_orders_azure"],
+        job="quick",
+        trigger="arrival",
+        trigger_detail=Trigger("quick", "arrived", [arrival]).detail(),
+    )
+    assert log.cursor("quick")[0] == arrival.seq  # taken in the same transaction as the run
+    with sqlite3.connect(settings.state.db) as con:
+        con.execute("UPDATE runs SET pid = 2147483000 WHERE run_id = ?", (killed,))
+    scheduler = Scheduler(settings, run_job=execute_run)
+    scheduler.start()  # the next runner: the run is interrupted and gives its file back
+    assert history.run(killed).status == "interrupted"  # type: ignore[union-attr]
+    assert step(scheduler, clock) == ["quick"]
+    assert [step(scheduler, clock) for _ in range(3)] == [[], [], []]
+    again = arrival_runs(settings, "quick")[0]
+    assert again.status == "success" and [f["blob"] for f in again.detail["files"]] == [name]
+
+
+def test_the_page_shows_the_arrivals_and_what_started_each_run(
+    morning: Settings, clock: FixedClock
+) -> None:
+    from daybreak.views.status import status_data
+    from daybreak.views.status_page import Page
+
+    clock.set(local(3, 0))
+    scheduler = Scheduler(morning, run_job=execute_run)
+    scheduler.start()
+    for market in ("UK", "DE", "IT"):
+        drop(morning, market, clock.now())
+    for _ in range(3):
+        step(scheduler, clock)
+    data = status_data(morning)
+    eta = data["arrivals"]["morning"]
+    assert [i["state"] for i in eta["inputs"]] == ["landed", "landed", "landed", "missing"]
+    assert "jobs" in data and "on arrival of all" in data["jobs"]["morning"]["schedule"]
+    page = Page("Europe/London", 30).render(data, None, {})
+    assert 'id="arrivals"' in page and 'id="eta-morning"' in page
+    assert "jp_orders_azure" in page
+    drop(morning, "JP", clock.now())
+    for _ in range(4):
+        step(scheduler, clock)
+    data = status_data(morning)
+    page = Page("Europe/London", 30).render(data, None, {})
+    assert "trigger-detail" in page and "all arrived: ingest_orders_" in page
+    assert data["recent_runs"][0]["trigger_detail"]["reason"] == "all arrived"
