@@ -875,6 +875,64 @@ class Suite:
              "history and waits)"],
         ))  # fmt: skip
 
+    def arrival(self) -> None:
+        self.log("10. from file landing to mart current: a runner started by arrivals, beside "
+                 "the cron path's worst case")  # fmt: skip
+        import signal
+
+        from daybreak.runner.history import History
+
+        ws, job = self.main, "bench_daily_sales_flow"
+        if not ws.warehouse().exists():
+            ws.reset()
+            run_process(ws.runner("run", job))
+        run_process(ws.runner("run", job))  # now current
+        inputs = [f"{m.lower()}_orders_azure" for m in MARKETS]
+        config = ws.root / "daybreak-arrival.toml"  # the same folders, the job on arrival
+        config.write_text(ws.config.read_text(encoding="utf-8").replace(
+            f"[jobs.{job}]\n", f'[jobs.{job}]\non_arrival = {json.dumps(inputs)}\nwait = "all"\n')
+            + "\n[arrival]\npoll_seconds = 2\nsettle_seconds = 1\ndebounce_seconds = 1\n",
+            encoding="utf-8")  # fmt: skip
+        history = History(ws.settings().state)
+        out = (ws.root / "arrival-runner.log").open("ab")
+        proc = subprocess.Popen([sys.executable, str(ROOT / "runner.py"), "--config", str(config),
+                                 "--no-web"], stdout=out, stderr=subprocess.STDOUT)  # fmt: skip
+        landed = Series("file landed -> mart current (runner on arrival)")
+        run_seconds: list[float] = []
+        try:
+            time.sleep(5)  # the runner's start (imports, check)
+            for i in range(max(self.scale.repeats, 3)):
+                day = self.next_day.get(ws.root.name, END + dt.timedelta(days=1))
+                self.next_day[ws.root.name] = day + dt.timedelta(days=1)
+                seen = {r.run_id for r in history.runs(job=job, limit=50)}
+                add_day(ws, day, resync=END - dt.timedelta(days=2))
+                started = time.perf_counter()
+                while True:
+                    done = [r for r in history.runs(job=job, limit=5) if r.run_id not in seen
+                            and r.trigger == "arrival" and r.status != "running"]  # fmt: skip
+                    if done:
+                        break
+                    check(proc.poll() is None, "the arrival runner exited")
+                    check(time.perf_counter() - started < 1800, f"no arrival run for day {i}")
+                    time.sleep(0.1)
+                landed.runs.append(Measured(time.perf_counter() - started))
+                check(done[0].status == "success", f"arrival run {i}: {done[0].error}")
+                run_seconds.append(done[0].seconds or 0)
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(120)
+            out.close()
+        run = statistics.median(run_seconds)
+        cron = Series("cron path, worst case: lands just after the daily tick (computed)",
+                      [Measured(24 * 3600 + run)])  # fmt: skip
+        self.outcomes.append(Outcome(
+            "10. landing to mart current", [landed, cron], landed.median / (24 * 3600 + run),
+            "arrival median / cron worst case", "poll + settle + debounce + run", None,
+            [f"poll 2 s, settle 1 s, debounce 1 s (shipped: 60, 30, 120): of {landed.median:.1f}"
+             f" s, the run itself took {run:.1f} s (median); the cron path's best case is the "
+             "run alone, its worst a day more"],
+        ))  # fmt: skip
+
     def backup(self) -> None:
         self.log("backup: the warehouse backup on its own (a full copy, by nature)")
         from daybreak.runner.execute import execute_run
@@ -988,7 +1046,7 @@ def main(argv: list[str] | None = None) -> int:
     started = clock.now()
     t0 = time.perf_counter()
     order = ["cold_backfill", "end_to_end_cold", "warm_daily", "dbt", "hyper", "finish_cold",
-             "backup", "orchestration", "engine", "peer", "runner_warm"]  # fmt: skip
+             "backup", "orchestration", "engine", "peer", "runner_warm", "arrival"]  # fmt: skip
     only = [o for o in args.only.split(",") if o] or order
     unknown = set(only) - set(order)
     if unknown:

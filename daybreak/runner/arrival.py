@@ -311,6 +311,15 @@ class ArrivalWatch:
             self._dr = self._build_driver(self.settings)
         return self._dr
 
+    def catalogue(self) -> dict[str, Any] | None:
+        """The assets of the graph the watch lists with (None if it cannot be built)."""
+        from daybreak.assets.catalogue import catalogue
+
+        try:
+            return catalogue(self._driver())
+        except Exception:  # poll has said why
+            return None
+
     def recover(self) -> list[str]:
         """At start: arrival runs the last runner left interrupted give their files back."""
         given_back = []

@@ -301,9 +301,11 @@ def waiting_for(eta: JobEta) -> list[str]:
 
 
 def warn_late(
-    settings: Settings, history: History, now: dt.datetime, alerter: Alerter
-) -> list[str]:
-    """Alert (once a day) every input of an arrival job later than usual; return them."""
+    settings: Settings, history: History, now: dt.datetime, alerter: Alerter,
+    assets: dict[str, Any] | None = None,
+) -> list[str]:  # fmt: skip
+    """Alert (once a day) every input of an arrival job later than usual; return them
+    (`assets`: the catalogue, for the deadline at risk, if the caller has it)."""
     late = []
     for name, job in settings.jobs.items():
         if not job.on_arrival:
@@ -313,7 +315,7 @@ def warn_late(
             if entry.state != "late":
                 continue
             if eta is None:  # the deadline only when there is something to say
-                eta = job_eta(settings, history, name, now)
+                eta = job_eta(settings, history, name, now, assets=assets)
             alerter.input_late(name, entry.asset, eta.day, entry.usual_to, entry.late_minutes,
                                entry.expected_file, eta.deadline_asset, eta.deadline,
                                eta.expected_current_at)  # fmt: skip

@@ -173,7 +173,7 @@ class Scheduler:
         for trigger in self.arrivals.due(now, set(self.running())):
             log.info("%s: %s", trigger.job, trigger.sentence())
             started.append(self._launch(trigger.job, None, ARRIVAL, trigger.detail()))
-        warn_late(self.settings, self.history, now, self.alerter)
+        warn_late(self.settings, self.history, now, self.alerter, self.arrivals.catalogue())
         return started
 
     def next_wakeup(self, now: dt.datetime) -> dt.datetime:
