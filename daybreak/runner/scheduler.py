@@ -268,7 +268,10 @@ class Scheduler:
         while not self.stop.is_set():
             now = clock.now()
             self.due(now)
-            self.arrived(now)
+            try:
+                self.arrived(now)
+            except Exception:  # the watch must not stop the cron jobs: logged, tried next poll
+                log.exception("the arrival watch failed; it tries again at the next poll")
             self.check_freshness(now)
             self._beat(now)
             if self._pruned_on != now.date():  # retention is in days: once a day is enough
