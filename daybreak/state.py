@@ -13,6 +13,9 @@ short transaction that takes the write lock up front, and readers never block wr
 from __future__ import annotations
 
 import contextlib
+import logging
+import os
+import re
 import sqlite3
 import threading
 import time
@@ -20,7 +23,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from daybreak import clock
 from daybreak.errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -92,6 +98,16 @@ class StateLayout:
     def spark(self) -> Path:
         """A local Spark session's settings (spark-defaults.conf) and metastore."""
         return self.root / "spark"
+
+    @property
+    def broken(self) -> Path:
+        """Files that no longer opened, kept aside (one folder per recovery, with a note)."""
+        return self.root / "broken"
+
+    @property
+    def warehouse_recovered(self) -> Path:
+        """What the last warehouse recovery did (JSON): the plan rebuilds what was built before."""
+        return self.root / "warehouse-recovered.json"
 
     @property
     def hamilton_ui(self) -> Path:
@@ -241,6 +257,11 @@ MIGRATIONS: list[str] = [
         updated_at  TEXT NOT NULL
     );
     """,
+    # 8: liveness by start time as well as pid (daybreak.processes): a pid reused after a reboot
+    # never makes a dead run look alive.
+    """
+    ALTER TABLE runs ADD COLUMN pid_started REAL;
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -315,8 +336,65 @@ def _identity(path: Path) -> tuple[int, int]:
     return stat.st_ino, stat.st_ctime_ns
 
 
+# What SQLite says of a file that is not (or no longer) a sound database.
+CORRUPT = re.compile(r"not a database|malformed|corrupt", re.IGNORECASE)
+RECOVERED_NOTE = "RECOVERED.txt"  # in each folder under <state>/broken: what happened
+
+
+def keep_aside(layout: StateLayout, files: list[Path], why: str, what: str) -> Path:
+    """Move `files` (those that exist) into a new folder under <state>/broken with a note saying
+    what happened and why; return the folder. Nothing is deleted."""
+    folder = layout.broken / f"{clock.stamp(fine=True)}-{what}"
+    folder.mkdir(parents=True, exist_ok=True)
+    for path in files:
+        if path.exists():
+            os.replace(path, folder / path.name)
+    (folder / RECOVERED_NOTE).write_text(why.rstrip() + "\n", encoding="utf-8")
+    return folder
+
+
+def _db_files(path: Path) -> list[Path]:
+    return [path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")]
+
+
+def recover_db(layout: StateLayout, problem: str) -> Path:
+    """The state database does not open or fails its integrity check: keep it aside and start a
+    new one, saying what is lost (run history, alerts sent, and what the syncs had taken, so the
+    next sync takes every file again). Returns where the old one went."""
+    folder = keep_aside(layout, _db_files(layout.db), (
+        f"The state database {layout.db} could not be used: {problem}\n"
+        "It was kept here and a new, empty one was started. Lost from view: the run history, the "
+        "alerts already sent and the arrival log before this moment; the syncs take every file "
+        "again on their next run (the lake is rewritten file by file, nothing is duplicated)."
+    ), "state-db")  # fmt: skip
+    log.error(
+        "the state database %s could not be used (%s): kept aside in %s and a new one started; "
+        "the run history before now is not shown", layout.db, problem, folder,
+    )  # fmt: skip
+    return folder
+
+
+def _usable(path: Path) -> str | None:
+    """Why the database at `path` cannot be used (None: it can): SQLite's quick check."""
+    try:
+        con = sqlite3.connect(path, timeout=60)
+        try:
+            rows = [r[0] for r in con.execute("PRAGMA quick_check").fetchall()]
+        finally:
+            con.close()
+    except sqlite3.DatabaseError as exc:
+        if not CORRUPT.search(str(exc)):
+            raise
+        return f"{type(exc).__name__}: {exc}"
+    return None if rows == ["ok"] else "integrity check: " + "; ".join(map(str, rows[:3]))
+
+
 class StateDb:
-    """Transactions on the state database; cheap to create, one per thread or task."""
+    """Transactions on the state database; cheap to create, one per thread or task.
+
+    A database that does not open (a file cut short, garbage, a failed migration because the file
+    is not a database) is kept aside and a new one started (`recover_db`), never a crash.
+    """
 
     def __init__(self, layout: StateLayout) -> None:
         self.layout = layout
@@ -326,8 +404,26 @@ class StateDb:
                 if _migrated.get(self.path) == _identity(self.path):
                     return
             layout.root.mkdir(parents=True, exist_ok=True)
+            try:
+                migrate(self.path)
+            except sqlite3.DatabaseError as exc:
+                if not CORRUPT.search(str(exc)):  # locked, a full disk, permissions: not the file
+                    raise
+                recover_db(layout, f"{type(exc).__name__}: {exc}")
+                migrate(self.path)
+            _migrated[self.path] = _identity(self.path)
+
+    def check(self) -> Path | None:
+        """SQLite's integrity check (the runner at start): a database that fails it is kept aside
+        and a new one started; returns where the old one went, or None when it is sound."""
+        problem = _usable(self.path)
+        if problem is None:
+            return None
+        with _migrated_lock:
+            folder = recover_db(self.layout, problem)
             migrate(self.path)
             _migrated[self.path] = _identity(self.path)
+        return folder
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:

@@ -5,6 +5,8 @@ Incidents, one message each (tracked in the state database, so several processes
   in that incident; the first success after it sends a recovery message and closes it;
 - a schedule tick is missed: `missed:<job>:<tick>`;
 - an asset misses its freshness deadline: `stale:<asset>:<deadline>`;
+- a run whose process died (a kill, a reboot): `interrupted:<run_id>`; a file that no longer
+  opened and was kept aside (the warehouse, the state database): `recovered:<folder>`;
 - an input of an arrival job is later than usual: `late:<job>:<input>:<day>`, before the
   deadline; the inputs still missing at a job's `latest`: `missing:<job>:<latest>`.
 Alert URLs carry tokens and passwords, so they come from the environment
@@ -172,3 +174,18 @@ class Alerter:
                 f"By {latest.isoformat()} these inputs had not arrived: {', '.join(missing)}. "
                 f"Job {job} ran with what had arrived; it runs again when they land.",
             )
+
+    def interrupted(self, job: str | None, run_id: str, started_at: str) -> None:
+        """A run whose process died before it ended: once."""
+        if self._open(f"interrupted:{run_id}"):
+            self.send(
+                f"daybreak: {job or 'a run'} was interrupted",
+                f"Run {run_id} ({job or 'materialize'}, started {started_at}) stopped when its "
+                "process did (killed, or the machine went down). The next run takes it up; "
+                "nothing it had half written was published.",
+            )
+
+    def recovered(self, what: str, note: str) -> None:
+        """A file that no longer opened was kept aside and replaced: once."""
+        if self._open(f"recovered:{what}"):
+            self.send(f"daybreak: recovered from a damaged file ({what})", note)

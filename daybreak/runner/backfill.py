@@ -218,7 +218,11 @@ def backfill(
     with FileLock(lock):  # two commands given at once: one starts it, the other is refused
         history.mark_interrupted()  # what a killed process left 'running'
         found = _find(history, job, start, end)
-        if found is not None and found.status == "running" and process_alive(found.pid):
+        if (
+            found is not None
+            and found.status == "running"
+            and process_alive(found.pid, found.pid_started)
+        ):
             raise UsageError(f"backfill {found.run_id} of {job} over {start}..{end} is already "
                              f"running (pid {found.pid} on {found.host})")  # fmt: skip
         selection = settings.jobs[job].select

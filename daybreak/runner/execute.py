@@ -23,6 +23,7 @@ from daybreak.assets import catalogue
 from daybreak.config import Settings
 from daybreak.ingest import demo
 from daybreak.logs import redact
+from daybreak.runner import recovery
 from daybreak.runner.alerts import Alerter, alert_urls
 from daybreak.runner.engine import LocalEngine, open_engine
 from daybreak.runner.history import History, RunRecord
@@ -122,6 +123,8 @@ def execute_run(
             plan = catalogue.with_upstream(assets, catalogue.select(assets, selection))
             history.set_selection(run_id, plan)
             inputs = {"settings": settings, **run_inputs(full_refresh=full_refresh, window=window)}
+            recovery.reap(settings, history)  # what a killed process left running
+            recovery.warehouse(settings)  # a warehouse that no longer opens: before the plan
             # The plan: what is up to date is not run (runner.py plan shows the same decision).
             versions = code_versions(settings, dr, assets)
             steps = make_plan(

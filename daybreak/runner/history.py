@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from daybreak import clock
+from daybreak import clock, processes
 from daybreak.logs import current_run, make_handler, redact
 from daybreak.state import StateDb, StateLayout
 
@@ -66,6 +66,7 @@ class RunRecord:
     # JSON: what started it beyond the trigger's name (an arrival run: the files that arrived,
     # the inputs still missing when it ran at its `latest`)
     trigger_detail: str | None = None
+    pid_started: float | None = None  # the process's start time: a reused pid is not it
 
     @property
     def detail(self) -> dict[str, Any]:
@@ -102,11 +103,12 @@ class History:
         with self._connect() as con:
             con.execute(
                 "INSERT INTO runs (run_id, job, selection, trigger, scheduled_for, status, "
-                "started_at, pid, host, log_path, rerun_of, part_of, trigger_detail) "
-                "VALUES (?, ?, ?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?)",
+                "started_at, pid, host, log_path, rerun_of, part_of, trigger_detail, pid_started) "
+                "VALUES (?, ?, ?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?)",
                 (run_id, job, json.dumps(selection), trigger, iso(scheduled_for), iso(started),
                  os.getpid(), socket.gethostname(), str(log_path), rerun_of, part_of,
-                 redact(json.dumps(trigger_detail)) if trigger_detail else None),
+                 redact(json.dumps(trigger_detail)) if trigger_detail else None,
+                 processes.own_start()),
             )  # fmt: skip
             moved = (trigger_detail or {}).get("cursor")
             if moved:  # an arrival run takes its files in the same transaction (no loss, no repeat)
@@ -152,29 +154,38 @@ class History:
     def mark_interrupted(
         self, *, host: str | None = None, pids: set[int] | None = None
     ) -> list[str]:
-        """Runs left 'running' by a process that is gone (this host's other pids, or `pids`)."""
+        """Runs left 'running' by a process that is gone: on this host, by pid and the process's
+        start time (a pid reused after a reboot is another program), or those of `pids` (this
+        process, stopping). Their running attempts and backfill chunks end `interrupted` too."""
         host = host or socket.gethostname()
         with self._connect() as con:
             rows = con.execute(
-                "SELECT run_id, pid FROM runs WHERE status = 'running' AND host = ?", (host,)
+                "SELECT run_id, pid, pid_started FROM runs WHERE status = 'running' AND host = ?",
+                (host,),
             ).fetchall()
             gone = [
                 r["run_id"]
                 for r in rows
                 if (pids is not None and r["pid"] in pids)
-                or (pids is None and r["pid"] != os.getpid() and not process_alive(r["pid"]))
+                or (pids is None and not processes.alive(r["pid"], r["pid_started"]))
             ]
+            now = iso(clock.now())
             for run_id in gone:
                 con.execute(
                     "UPDATE runs SET status = 'interrupted', ended_at = ?, "
-                    "error = coalesce(error, 'interrupted: the runner stopped before it ended') "
+                    "error = coalesce(error, 'interrupted: its process stopped before it ended') "
                     "WHERE run_id = ?",
-                    (iso(clock.now()), run_id),
+                    (now, run_id),
                 )
                 con.execute(
                     "UPDATE asset_attempts SET status = 'interrupted', ended_at = ? "
-                    "WHERE run_id = ? AND status = 'running'",
-                    (iso(clock.now()), run_id),
+                    "WHERE run_id = ? AND status IN ('running', 'retrying')",
+                    (now, run_id),
+                )
+                con.execute(
+                    "UPDATE backfill_chunks SET status = 'interrupted' WHERE status = 'running' "
+                    "AND (backfill_id = ? OR run_id = ?)",
+                    (run_id, run_id),
                 )
         return gone
 
@@ -183,8 +194,9 @@ class History:
         with self._connect() as con:
             con.execute(
                 "UPDATE runs SET status = 'running', ended_at = NULL, seconds = NULL, "
-                "error = NULL, traceback = NULL, pid = ?, host = ? WHERE run_id = ?",
-                (os.getpid(), socket.gethostname(), run_id),
+                "error = NULL, traceback = NULL, pid = ?, host = ?, pid_started = ? "
+                "WHERE run_id = ?",
+                (os.getpid(), socket.gethostname(), processes.own_start(), run_id),
             )
 
     def runs(
@@ -480,22 +492,9 @@ def move_cursor(
     )
 
 
-def process_alive(pid: int) -> bool:
-    """Whether a process with this pid runs on this machine."""
-    if os.name == "nt":  # the Windows branch: no signal 0 there
-        import ctypes
-
-        handle = ctypes.windll.kernel32.OpenProcess(0x1000, False, pid)  # type: ignore[attr-defined]
-        if handle:
-            ctypes.windll.kernel32.CloseHandle(handle)  # type: ignore[attr-defined]
-        return bool(handle)
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+def process_alive(pid: int, start: float | None = None) -> bool:
+    """Whether the process with this pid (and, given, this start time) runs on this machine."""
+    return processes.alive(pid, start)
 
 
 def _run(row: sqlite3.Row) -> RunRecord:

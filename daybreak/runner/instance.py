@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import socket
 from pathlib import Path
@@ -19,7 +20,7 @@ from typing import Any
 
 from filelock import FileLock, Timeout
 
-from daybreak import clock
+from daybreak import clock, processes
 from daybreak.errors import UsageError
 from daybreak.files import write_atomic
 from daybreak.state import StateLayout
@@ -27,6 +28,9 @@ from daybreak.state import StateLayout
 
 class AlreadyRunning(UsageError):
     """Another scheduler holds this state folder."""
+
+
+log = logging.getLogger(__name__)
 
 
 def _info_path(layout: StateLayout) -> Path:
@@ -58,8 +62,14 @@ class RunnerInstance:
                 f"{other.get('pid', '?')} on {other.get('host', '?')}, started "
                 f"{other.get('started_at', '?')}; stop it first (one scheduler per state folder)"
             ) from None
+        before = read_info(self.layout)
+        if before is not None and before.get("stopped_at") is None:
+            log.warning("took over the scheduler lock of pid %s on %s (started %s): it stopped "
+                        "without saying so (killed, or the machine went down)", before.get("pid"),
+                        before.get("host"), before.get("started_at"))  # fmt: skip
         self.info = {
             "pid": os.getpid(),
+            "pid_started": processes.own_start(),
             "host": socket.gethostname(),
             "started_at": clock.now().isoformat(timespec="seconds"),
             "last_heartbeat": None,
@@ -96,7 +106,7 @@ def runner_state(layout: StateLayout) -> dict[str, Any]:
         info.get("stopped_at") is None
         and same_host
         and isinstance(info.get("pid"), int)
-        and process_alive(int(info["pid"]))
+        and process_alive(int(info["pid"]), info.get("pid_started"))
     )
     seen = info.get("last_heartbeat") or info.get("started_at")
     state = {"alive": alive, **info, "last_seen": info.get("stopped_at") or seen}

@@ -50,6 +50,7 @@ from daybreak.runner.concurrency import WAREHOUSE_TAG, tag_slot
 from daybreak.runner.engine import Engine, LocalEngine
 from daybreak.runner.history import History
 from daybreak.state import StateLayout
+from daybreak.warehouse.backup import recover_warehouse
 from daybreak.warehouse.dbt_project import DbtBuildFailed, DbtBuildReport, DbtProject
 from daybreak.warehouse.lock import wait_until_free, warehouse_lock
 
@@ -163,6 +164,7 @@ class RunContext:
 
         # Under daybreak's own writer lock: the probe must not meet this process's own readers.
         with warehouse_lock(settings.state, what):
+            recover_warehouse(settings, wait=True)  # a file that no longer opens: set aside
             wait_until_free(
                 settings.paths.warehouse, settings.state, what,
                 alert_after=dt.timedelta(minutes=config.lock_alert_minutes),

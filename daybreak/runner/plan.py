@@ -23,6 +23,7 @@ import hashlib
 import inspect
 import json
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 from hamilton import driver
@@ -124,6 +125,15 @@ def uses_sync(dr: driver.Driver, name: str) -> bool:
     return node is not None and any(d.name == "sync_context" for d in node.dependencies)
 
 
+def _recovered(settings: Settings) -> dict[str, Any] | None:
+    """The last warehouse recovery's note (daybreak.warehouse.backup.recover_warehouse)."""
+    try:
+        note = json.loads(settings.state.warehouse_recovered.read_text(encoding="utf-8"))
+    except (FileNotFoundError, ValueError):
+        return None
+    return note if isinstance(note, dict) and isinstance(note.get("at"), str) else None
+
+
 def make_plan(
     settings: Settings,
     dr: driver.Driver,
@@ -145,6 +155,8 @@ def make_plan(
     last = history.last_attempts()
     built = history.success_order()
     states = {f.asset: f for f in freshness(settings, history, assets=order)}
+    recovered = _recovered(settings)
+    successes = history.last_success() if recovered else {}
     running: set[str] = set()
     steps: list[Step] = []
     for name in order:
@@ -178,6 +190,11 @@ def make_plan(
                     reasons.append("runs last, after what changes the warehouse in this run")
                 elif any(built.get(m, 0) > built.get(name, 0) for m in models):
                     reasons.append("the warehouse changed since its last success")
+            if recovered and asset.tags.get("kind") == MODEL_KIND and (
+                    successes.get(name) or "") < recovered["at"]:  # fmt: skip
+                how = (f"restored from {Path(recovered['restored_from']).name}"
+                       if recovered.get("restored_from") else "rebuilt from the lake")  # fmt: skip
+                reasons.append(f"the warehouse did not open and was {how} at {recovered['at']}")
             state = states.get(name)
             if state is not None and state.state == "stale":
                 reasons.append(f"stale by its freshness policy (last success {state.last_success})")

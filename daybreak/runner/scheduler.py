@@ -7,7 +7,8 @@ Time comes from daybreak.clock (tests set it). Policies (each tested in tests/te
   still running is recorded as `skipped`, never stacked.
 - When several ticks of a job passed at once (the machine slept), the latest runs and the earlier
   ones are recorded as `missed`.
-- On start, runs left `running` by a process that is gone are marked `interrupted`. For each
+- On start, runs left `running` by a process that is gone are marked `interrupted` (and
+  alerted); the state database and the warehouse are checked (daybreak.runner.recovery). For each
   scheduled job, the ticks since its last recorded one were missed: the most recent is run once
   now (trigger `catch-up`) if it lies within the job's `catch_up_hours` (0: never), the older
   ones are recorded as `missed`, not replayed. A job with no recorded tick starts from now.
@@ -37,6 +38,7 @@ from typing import Any
 
 from daybreak import clock
 from daybreak.config import JobConfig, Settings
+from daybreak.runner import recovery
 from daybreak.runner.alerts import Alerter, alert_urls
 from daybreak.runner.arrival import TRIGGER as ARRIVAL
 from daybreak.runner.arrival import ArrivalWatch
@@ -118,11 +120,7 @@ class Scheduler:
 
     def start(self) -> list[Started]:
         """Mark orphaned runs interrupted and apply each job's catch-up policy."""
-        gone = self.history.mark_interrupted()
-        if gone:
-            log.warning(
-                "marked %d run(s) left running by a stopped runner as interrupted", len(gone)
-            )
+        recovery.at_start(self.settings, self.history)  # dead runs, damaged files
         if self.arrivals is not None:
             self.arrivals.recover()
         now = clock.now()

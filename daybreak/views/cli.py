@@ -24,6 +24,7 @@ from daybreak.config import Settings, load_settings
 from daybreak.errors import ConfigError, UnknownNameError, UnknownRunError, UsageError
 from daybreak.files import write_atomic
 from daybreak.logs import current_run, make_handler, redact, setup_logging
+from daybreak.runner import recovery
 from daybreak.runner.backfill import backfill
 from daybreak.runner.check import check
 from daybreak.runner.execute import ObserverFactory, execute_run, rerun_selection
@@ -38,6 +39,8 @@ from daybreak.views import lineage, live
 from daybreak.views.status import asset_page, asset_states, jobs_data, status_data
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+# Commands that show runs: each first ends what a dead process left running (runner.recovery).
+_READS_HISTORY = frozenset({"status", "history", "why", "logs", "eta", "plan", "lineage"})
 RUNNER_LOG_BYTES, RUNNER_LOG_FILES = 5_000_000, 5  # the runner's own log: at most 30 MB
 
 
@@ -667,6 +670,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = load_settings(getattr(args, "config", None))
         redact.register(settings.secrets.values())
+        if getattr(args, "command", None) in _READS_HISTORY:
+            recovery.reap(settings)  # a run whose process is gone is shown interrupted, not running
         return handler(settings, args)
     except (ConfigError, UsageError) as exc:
         print(f"error: {redact(str(exc))}", file=sys.stderr)

@@ -17,7 +17,7 @@ from daybreak.assets import catalogue
 from daybreak.assets.catalogue import Asset
 from daybreak.config import Settings
 from daybreak.errors import UnknownNameError
-from daybreak.runner import backfill
+from daybreak.runner import backfill, recovery
 from daybreak.runner.eta import job_eta
 from daybreak.runner.freshness import freshness
 from daybreak.runner.history import History, RunRecord
@@ -204,6 +204,7 @@ def status_data(settings: Settings, recent_runs: int = 15) -> dict[str, Any]:
     and when it is expected current (daybreak.runner.eta), whether the runner is alive,
     and who holds or waits for the warehouse."""
     history = History(settings.state)
+    recovery.reap(settings, history)  # what a dead process left running shows as interrupted
     jobs = {}
     for name, job in jobs_data(settings).items():
         last = next(iter(history.runs(job=name, limit=1)), None)

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import duckdb
 
+from daybreak import clock
 from daybreak.config import Settings
-from daybreak.files import atomic_path, keep_newest, snapshot_path
-from daybreak.state import StateLayout
+from daybreak.files import atomic_path, keep_newest, snapshot_path, snapshots, write_atomic
+from daybreak.state import StateLayout, keep_aside
 from daybreak.warehouse.lock import warehouse_lock
 
 log = logging.getLogger(__name__)
@@ -87,3 +89,76 @@ def publish_reader_copy(warehouse: Path, target: Path) -> Path:
         )  # fmt: skip
         return waiting
     return target
+
+
+@dataclass
+class Recovery:
+    """What was done with a warehouse that did not open."""
+
+    problem: str
+    kept_aside: str
+    restored_from: str | None  # the backup put in its place; None: rebuilt from the lake
+
+    def sentence(self, warehouse: Path) -> str:
+        if self.restored_from:
+            then = (f"restored the newest good backup {Path(self.restored_from).name}; the "
+                    "models are built again from the lake")  # fmt: skip
+        else:
+            then = "no good backup: the warehouse is rebuilt from the lake, the source of truth"
+        return (f"the warehouse {warehouse} did not open ({self.problem}); the broken file is "
+                f"kept in {self.kept_aside}; {then}")  # fmt: skip
+
+
+def damaged(path: Path) -> str | None:
+    """Why the DuckDB file at `path` cannot be opened for writing (a failed WAL replay, a file
+    cut short, not a database), or None: it opens, is missing, or another program holds it."""
+    from daybreak.warehouse.lock import lock_conflict
+
+    if not path.exists():
+        return None
+    try:
+        con = duckdb.connect(str(path))
+        try:
+            con.execute("SELECT count(*) FROM duckdb_tables()").fetchall()
+        finally:
+            con.close()
+    except duckdb.Error as exc:
+        if lock_conflict(str(exc)) is not None:
+            return None
+        return f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}"
+    return None
+
+
+def recover_warehouse(settings: Settings, *, wait: bool = False) -> Recovery | None:
+    """If the warehouse does not open: keep it aside, put the newest backup that opens in its
+    place (or nothing: dbt rebuilds it from the lake), and leave a note the plan reads
+    (`StateLayout.warehouse_recovered`), so every model built before now is built again. Without
+    `wait`, a warehouse another daybreak writer is using now is not looked at (it opened)."""
+    warehouse, layout = settings.paths.warehouse, settings.state
+    if settings.warehouse.engine == "spark" or not warehouse.exists():
+        return None
+    with warehouse_lock(layout, "the warehouse check", wait=wait) as held:
+        if not held:
+            return None
+        problem = damaged(warehouse)
+        if problem is None:
+            return None
+        wal = warehouse.with_name(warehouse.name + ".wal")
+        folder = keep_aside(layout, [warehouse, wal], (
+            f"The warehouse {warehouse} did not open: {problem}\nIt was kept here; the newest "
+            "backup that opens was put in its place, or, with none, dbt rebuilt it from the lake."
+        ), "warehouse")  # fmt: skip
+        restored = None
+        for backup in reversed(snapshots(layout.backups("warehouse"), warehouse.stem,
+                                         warehouse.suffix)):  # fmt: skip
+            if damaged(backup) is None:
+                with atomic_path(warehouse) as tmp:
+                    shutil.copyfile(backup, tmp)
+                restored = str(backup)
+                break
+            log.warning("the backup %s does not open either: skipped", backup)
+        recovery = Recovery(problem, str(folder), restored)
+        note = {"at": clock.now().isoformat(), **asdict(recovery)}
+        write_atomic(layout.warehouse_recovered, json.dumps(note, indent=2))
+        log.error("%s", recovery.sentence(warehouse))
+        return recovery

@@ -27,7 +27,7 @@ from typing import Any
 import duckdb
 from filelock import FileLock, Timeout
 
-from daybreak import clock
+from daybreak import clock, processes
 from daybreak.errors import LOCK_CONFLICT
 from daybreak.files import write_atomic
 from daybreak.state import StateLayout
@@ -46,13 +46,24 @@ def _paths(layout: StateLayout) -> tuple[Path, Path]:
     return layout.lock("warehouse"), layout.locks / "warehouse.holder.json"
 
 
-def holder(layout: StateLayout) -> dict[str, object] | None:
-    """Who holds the warehouse lock now (pid, host, what, since), if anyone says so."""
-    _, info = _paths(layout)
+def _recorded(path: Path) -> dict[str, Any] | None:
     try:
-        return dict(json.loads(info.read_text(encoding="utf-8")))
+        return dict(json.loads(path.read_text(encoding="utf-8")))
     except (FileNotFoundError, ValueError):
         return None
+
+
+def _live(record: dict[str, Any]) -> bool:
+    """Whether the process a lock record names still runs (pid, start time, host)."""
+    pid = record.get("pid")
+    return not isinstance(pid, int) or processes.alive(pid, record.get("pid_started"),
+                                                       record.get("host"))  # fmt: skip
+
+
+def holder(layout: StateLayout) -> dict[str, object] | None:
+    """Who holds the warehouse lock now (pid, host, what, since), if anyone alive says so."""
+    found = _recorded(_paths(layout)[1])
+    return found if found is not None and _live(found) else None
 
 
 def waiting(layout: StateLayout) -> list[dict[str, object]]:
@@ -60,8 +71,11 @@ def waiting(layout: StateLayout) -> list[dict[str, object]]:
     folder = layout.lock_waiters
     found = []
     for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
-        with contextlib.suppress(FileNotFoundError, ValueError):
-            found.append(dict(json.loads(path.read_text(encoding="utf-8"))))
+        record = _recorded(path)
+        if record is not None and _live(record):
+            found.append(record)
+        elif record is not None:  # a waiter that died waiting
+            path.unlink(missing_ok=True)
     return found
 
 
@@ -69,6 +83,7 @@ def _stamp(what: str) -> str:
     return json.dumps(
         {
             "pid": os.getpid(),
+            "pid_started": processes.own_start(),
             "host": socket.gethostname(),
             "what": what,
             "since": clock.now().isoformat(timespec="seconds"),
@@ -80,17 +95,51 @@ _owners: dict[Path, int] = {}  # lock file -> the thread of this process that ho
 
 
 @contextlib.contextmanager
-def warehouse_lock(layout: StateLayout, what: str) -> Iterator[None]:
+def warehouse_lock(layout: StateLayout, what: str, *, wait: bool = True) -> Iterator[bool]:
     """Hold the warehouse's single-writer lock for the block; wait (and say so) if it is taken.
+    With `wait=False`, take it only if it is free now: the block gets False if it was not.
 
-    Re-entrant for the thread that holds it (an asset holding it may call a dbt build).
+    Re-entrant for the thread that holds it (an asset holding it may call a dbt build). A holder
+    that died left its record behind (the OS released its lock): that is said once, when the lock
+    is taken over.
     """
     lock_path, info = _paths(layout)
     with _guard:
         thread_lock, lock = _locks.setdefault(lock_path, (threading.RLock(), FileLock(lock_path)))
     if _owners.get(lock_path) == threading.get_ident():
-        yield
+        yield True
         return
+    if not wait:
+        if not thread_lock.acquire(blocking=False):
+            yield False
+            return
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            thread_lock.release()
+            yield False
+            return
+    else:
+        _acquire(layout, what, thread_lock, lock)
+    _owners[lock_path] = threading.get_ident()
+    try:
+        left = _recorded(info)
+        if left is not None:
+            log.warning("took over the warehouse lock left by %s (pid %s on %s, since %s): its "
+                        "process is gone", left.get("what"), left.get("pid"), left.get("host"),
+                        left.get("since"))  # fmt: skip
+        info.write_text(_stamp(what), encoding="utf-8")
+        yield True
+    finally:
+        _owners.pop(lock_path, None)
+        with contextlib.suppress(FileNotFoundError):
+            info.unlink()
+        lock.release()
+        thread_lock.release()
+
+
+def _acquire(layout: StateLayout, what: str, thread_lock: threading.RLock, lock: FileLock) -> None:
+    """Wait for the lock, saying in the log who holds it, and (for status) that `what` waits."""
     waiter = layout.lock_waiters / f"{os.getpid()}-{threading.get_ident()}.json"
     waiter.parent.mkdir(parents=True, exist_ok=True)
     waiter.write_text(_stamp(what), encoding="utf-8")
@@ -114,16 +163,6 @@ def warehouse_lock(layout: StateLayout, what: str) -> Iterator[None]:
             raise
     finally:
         waiter.unlink(missing_ok=True)
-    _owners[lock_path] = threading.get_ident()
-    try:
-        info.write_text(_stamp(what), encoding="utf-8")
-        yield
-    finally:
-        _owners.pop(lock_path, None)
-        with contextlib.suppress(FileNotFoundError):
-            info.unlink()
-        lock.release()
-        thread_lock.release()
 
 
 # -- programs outside daybreak -------------------------------------------------------------------
