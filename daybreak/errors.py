@@ -8,9 +8,12 @@
 
 from __future__ import annotations
 
+import errno
 import random
 import re
+import shutil
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, Literal
 
 Backoff = Literal["constant", "linear", "exponential"]
@@ -107,3 +110,58 @@ def is_transient(exc: BaseException) -> bool:
         return True
     cause = exc.__cause__ or exc.__context__
     return cause is not None and cause is not exc and is_transient(cause)
+
+
+# A full disk as the OS (errno 28, Windows' ERROR_DISK_FULL 112 and ERROR_HANDLE_DISK_FULL 39)
+# and the libraries that wrap it (DuckDB, pyarrow, SQLite) say it.
+_DISK_FULL = re.compile(r"No space left on device|not enough space on the disk|disk is full|"
+                        r"database or disk is full", re.IGNORECASE)  # fmt: skip
+_QUOTED_PATH = re.compile(r"""["']((?:/|[A-Za-z]:[\\/])[^"']+)["']""")
+
+
+class DiskFull(OSError):
+    """A write failed for want of space: errno ENOSPC with the path it was writing."""
+
+    def __init__(self, path: str | Path) -> None:
+        super().__init__(errno.ENOSPC, "No space left on device", str(path))
+
+
+def disk_full(exc: BaseException) -> bool:
+    """Whether `exc` (or what caused it) is a full disk."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        winerror = getattr(current, "winerror", None)
+        if isinstance(current, OSError) and (
+            current.errno == errno.ENOSPC or winerror in (39, 112)
+        ):
+            return True
+        if _DISK_FULL.search(str(current)):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def describe(exc: BaseException) -> str:
+    """An exception as the history, the log and alerts say it: its kind and message, and for a
+    full disk, the path and the free space on that disk, and what to do."""
+    text = f"{type(exc).__name__}: {exc}"
+    if not disk_full(exc):
+        return text
+    path = getattr(exc, "filename", None)
+    if not path:
+        found = _QUOTED_PATH.search(str(exc))
+        path = found.group(1) if found else None
+    where = ""
+    if path:
+        probe = Path(path)
+        while not probe.exists() and probe.parent != probe:
+            probe = probe.parent
+        try:
+            free = shutil.disk_usage(probe).free
+            where = f" writing {path} ({free / 1e6:,.1f} MB free on that disk)"
+        except OSError:
+            where = f" writing {path}"
+    return (f"{text} [disk full{where}: nothing half-written was published; free some space "
+            "and run again]")  # fmt: skip

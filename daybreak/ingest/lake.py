@@ -15,12 +15,14 @@ import queue
 import shutil
 import threading
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import duckdb
 
+from daybreak.errors import DiskFull, disk_full
 from daybreak.files import atomic_path, publish
 from daybreak.ingest.datasets import CsvDataset
 
@@ -161,7 +163,7 @@ def convert_csv(
 
     reader = _reader(sql_string(str(csv_path)), dataset, header)
     try:
-        with atomic_path(dest) as tmp:
+        with _naming_a_full_disk(dest), atomic_path(dest) as tmp:
             rows = con.execute(
                 f"COPY (SELECT {_select_list(dataset, extra or {})} FROM {reader}) "
                 f"TO {sql_string(str(tmp))} (FORMAT parquet, COMPRESSION zstd)"
@@ -174,6 +176,17 @@ def convert_csv(
         with contextlib.suppress(duckdb.Error):
             con.execute("DROP TABLE IF EXISTS rejects; DROP TABLE IF EXISTS rejects_scan")
     return int(rows)
+
+
+@contextlib.contextmanager
+def _naming_a_full_disk(dest: Path) -> Iterator[None]:
+    """A write that fails for want of space says which file it was writing."""
+    try:
+        yield
+    except (OSError, duckdb.Error) as exc:
+        if disk_full(exc) and not isinstance(exc, DiskFull):
+            raise DiskFull(dest) from exc
+        raise
 
 
 @dataclass(frozen=True)
@@ -323,6 +336,10 @@ def _write_per_file(
                 writer.write_table(rows.slice(start, end - start), row_group_size=_ARROW_ROWS)
                 counts[n] += int(end - start)
         return counts
+    except OSError as exc:  # pyarrow's IO errors are OSErrors that do not name the file
+        if disk_full(exc):
+            raise DiskFull(written[max(current, 0)]) from exc
+        raise BatchError(f"writing Parquet: {exc}") from exc
     except pa.ArrowException as exc:
         raise BatchError(f"writing Parquet: {exc}") from exc
     finally:

@@ -90,6 +90,8 @@ class SyncReport:
     pending: list[str] = field(default_factory=list)
     # ... and as listed (ETag, size, last modified): what an arrival watcher settles on.
     pending_blobs: list[BlobInfo] = field(default_factory=list)
+    # Of those, files synced before whose Parquet file is no longer in the lake (deleted by hand).
+    lake_missing: list[str] = field(default_factory=list)
     # Daily files far below the usual volume for their weekday: probable partial exports.
     volume_warnings: list[str] = field(default_factory=list)
 
@@ -256,14 +258,14 @@ def _decide(
                 todo.append((blob, lake_path, file_date))  # a backfill re-syncs its days
             continue
         previous = known.get(blob.name)
-        if (
-            previous is not None
-            and previous.etag == blob.etag
-            and not ctx.full_refresh
-            and (ctx.lake_root / previous.lake_path).exists()
-        ):
-            report.files_skipped += 1
-            continue
+        if previous is not None and previous.etag == blob.etag and not ctx.full_refresh:
+            if (ctx.lake_root / previous.lake_path).exists():
+                report.files_skipped += 1
+                continue
+            report.lake_missing.append(blob.name)  # synced before; its Parquet file is gone
+            if not ctx.dry_run:
+                log.warning("%s was synced before but %s is missing from the lake: synced again",
+                            blob.name, previous.lake_path)  # fmt: skip
         todo.append((blob, lake_path, file_date))
     return todo, [name for name in known if name not in listed]
 

@@ -21,6 +21,7 @@ from hamilton import driver
 
 from daybreak.assets import catalogue
 from daybreak.config import Settings
+from daybreak.errors import describe
 from daybreak.ingest import demo
 from daybreak.logs import redact
 from daybreak.runner import recovery
@@ -173,7 +174,7 @@ def execute_run(
             raise
         except Exception as exc:  # before or around the assets: still a recorded, alerted run
             failure = exc
-            status, error = "failed", redact(f"{type(exc).__name__}: {exc}")
+            status, error = "failed", redact(describe(exc))
             trace = redact(traceback.format_exc())
             log.error("run %s failed before its assets could run: %s", run_id, error)
         finally:

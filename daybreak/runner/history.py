@@ -212,7 +212,7 @@ class History:
         if job is not None:
             query += " AND job = ?"
             args = (*args, job)
-        query += " ORDER BY started_at DESC, run_id DESC LIMIT ?"
+        query += " ORDER BY started_at DESC, rowid DESC LIMIT ?"
         with self._connect() as con:
             rows = con.execute(query, (*args, limit)).fetchall()
         return [_run(r) for r in rows]
@@ -396,7 +396,7 @@ class History:
         with self._connect() as con:
             rows = con.execute(
                 "SELECT * FROM runs WHERE trigger = 'backfill' AND part_of IS NULL "
-                "ORDER BY started_at DESC, run_id DESC LIMIT ?",
+                "ORDER BY started_at DESC, rowid DESC LIMIT ?",
                 (limit,),
             ).fetchall()
         return [_run(r) for r in rows]

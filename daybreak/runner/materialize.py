@@ -42,7 +42,7 @@ from daybreak.assets.catalogue import Asset, models_built_by
 from daybreak.assets.dbt_models import DBT_BUILD_KIND, MODEL_KIND
 from daybreak.assets.tags import RetryPolicy, policy_from_tags
 from daybreak.config import RetriesConfig, Settings
-from daybreak.errors import is_transient
+from daybreak.errors import describe, is_transient
 from daybreak.ingest.sync_state import sync_lock
 from daybreak.logs import asset_context, redact
 from daybreak.runner.alerts import Alerter, alert_urls
@@ -239,7 +239,7 @@ def _timed(name: str, call: Callable[[], Any]) -> AssetResult:
         value = call()
     except Exception as exc:  # recorded, reported and turned into a non-zero exit
         seconds = time.monotonic() - started
-        error = redact(f"{type(exc).__name__}: {exc}")
+        error = redact(describe(exc))
         log.error("failed after %.1f s: %s", seconds, error)
         return AssetResult(
             name, "failed", seconds, error=error, traceback=redact(traceback.format_exc()),
@@ -420,7 +420,7 @@ def _build_models(
         except DbtBuildFailed as failed:
             report = failed.report
         except Exception as exc:  # dbt could not run at all: every model failed the same way
-            error = redact(f"{type(exc).__name__}: {exc}")
+            error = redact(describe(exc))
             log.error("dbt build failed: %s", error)
             seconds = time.monotonic() - started
             trace = redact(traceback.format_exc())

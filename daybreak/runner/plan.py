@@ -96,9 +96,13 @@ def _sync_reasons(dr: driver.Driver, name: str, inputs: dict[str, Any]) -> list[
         return [f"its source could not be listed ({redact(f'{type(exc).__name__}: {exc}')}); "
                 "the sync runs and retries by its policy"]  # fmt: skip
     reasons = []
-    if report.pending:
-        reasons.append(f"{len(report.pending)} new or changed file(s) upstream: "
-                       f"{_files(report.pending)}")  # fmt: skip
+    gone = set(report.lake_missing)
+    changed = [name for name in report.pending if name not in gone]
+    if changed:
+        reasons.append(f"{len(changed)} new or changed file(s) upstream: {_files(changed)}")
+    if gone:
+        reasons.append(f"{len(gone)} file(s) synced before but missing from the lake: "
+                       f"{_files(report.lake_missing)}")  # fmt: skip
     if report.deleted:
         reasons.append(f"{len(report.deleted)} file(s) deleted upstream: {_files(report.deleted)}")
     if report.errors:

@@ -109,6 +109,9 @@ class Recovery:
                 f"kept in {self.kept_aside}; {then}")  # fmt: skip
 
 
+_HEADERS = 3 * 4096  # DuckDB's file header and its two database headers, before the blocks
+
+
 def damaged(path: Path) -> str | None:
     """Why the DuckDB file at `path` cannot be opened for writing (a failed WAL replay, a file
     cut short, not a database), or None: it opens, is missing, or another program holds it."""
@@ -117,15 +120,25 @@ def damaged(path: Path) -> str | None:
     if not path.exists():
         return None
     try:
-        con = duckdb.connect(str(path))
+        con = duckdb.connect(str(path))  # replays the write-ahead log, if one was left
         try:
-            con.execute("SELECT count(*) FROM duckdb_tables()").fetchall()
+            if path.with_name(path.name + ".wal").exists():
+                con.execute("CHECKPOINT")  # folded in now: the file below is then complete
+            size, blocks = con.execute(
+                "SELECT block_size, total_blocks FROM pragma_database_size()"
+            ).fetchone() or (0, 0)
         finally:
             con.close()
     except duckdb.Error as exc:
         if lock_conflict(str(exc)) is not None:
             return None
         return f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}"
+    # DuckDB opens a file cut short (its catalogue sits in the first blocks) and fails only
+    # when a table's data is read: the blocks it counts must all be in the file.
+    needed = _HEADERS + int(size) * int(blocks)
+    have = path.stat().st_size
+    if have < needed:
+        return f"the file is cut short: {have:,} bytes of the {needed:,} its blocks take"
     return None
 
 
