@@ -14,6 +14,7 @@ import csv
 import datetime as dt
 import os
 import random
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -75,6 +76,15 @@ def kill_at(seconds: float, *args: str, config: Path) -> None:
         proc.wait(timeout=60)
     if proc.stdout is not None:
         proc.stdout.close()
+
+
+def land_uk_day(settings: Settings, day: dt.date) -> None:
+    """The UK order file of `day` lands (made by the demo generator aside, then copied in)."""
+    scratch = settings.paths.state / "new-day"
+    demo.generate(settings, days=1, end=day, root=scratch)
+    name = f"{datasets.orders('UK').prefix}{day:%Y}/ingest_orders_{day:%Y%m%d}.csv"
+    (settings.paths.landing / name).parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(scratch / name, settings.paths.landing / name)
 
 
 def csv_rows(path: Path) -> int:
@@ -171,3 +181,48 @@ def test_sigkill_at_random_moments_then_the_next_command_just_works(tmp_path: Pa
         assert code == 0, f"backfill kill {kill} at {moment:.2f} s (seed {SEED}):\n{out[-3000:]}"
         check_invariants(settings, f"backfill kill {kill} at {moment:.2f} s (seed {SEED})")
     assert interrupted > 0  # the kills did land inside runs, and the runs say so
+
+
+def test_the_runner_killed_mid_run_recovers_and_catches_up_when_started_again(
+    tmp_path: Path,
+) -> None:
+    """The long-lived runner (an arrival job, polled every second) killed with its whole tree
+    while a run goes on; started again, it ends that run `interrupted`, runs its files again,
+    and the lake and the warehouse are right."""
+    config = write_config(tmp_path, JOB.replace(
+        '"warehouse_maintenance"]', '"warehouse_maintenance"]\non_arrival = ["uk_orders_azure"]\n'
+        'wait = "any"') + "\n[arrival]\npoll_seconds = 1\nsettle_seconds = 1\n"
+        "debounce_seconds = 0\n", days=DAYS, rows=30)  # fmt: skip
+    settings = load_settings(config, environ={})
+    demo.generate(settings, end=clock.today() - dt.timedelta(days=2))
+    code, out, _ = finish("run", "flow", config=config)
+    assert code == 0, out
+    history = History(settings.state)
+    scheduler = runner("--no-web", config=config)
+    try:
+        time.sleep(3)
+        land_uk_day(settings, clock.today() - dt.timedelta(days=1))
+        deadline = time.monotonic() + 120
+        while not [r for r in history.runs(job="flow", limit=5) if r.trigger == "arrival"]:
+            assert time.monotonic() < deadline, "no arrival run started"
+            time.sleep(0.1)
+        time.sleep(1.5)  # inside the run: the syncs or dbt
+    finally:
+        os.killpg(scheduler.pid, signal.SIGKILL)
+        scheduler.wait(60)
+    (killed,) = [r for r in history.runs(job="flow", limit=5) if r.trigger == "arrival"]
+    again = runner("--no-web", config=config)
+    try:
+        deadline = time.monotonic() + 180
+        while not [r for r in history.runs(job="flow", limit=10)
+                   if r.trigger == "arrival" and r.status == "success"]:  # fmt: skip
+            assert time.monotonic() < deadline, "the killed run's files did not run again"
+            time.sleep(0.2)
+    finally:
+        again.send_signal(signal.SIGTERM)
+        out, _ = again.communicate(timeout=120)
+    assert again.returncode == 0, out
+    # The kill landed inside it (dbt alone takes longer than the 1.5 s it was given).
+    assert history.run(killed.run_id).status == "interrupted"  # type: ignore[union-attr]
+    assert "took over the scheduler lock" in out
+    check_invariants(settings, "after the runner was killed and started again")
