@@ -133,6 +133,14 @@ def step(scheduler: Scheduler, clock: FixedClock, minutes: float = 1) -> list[st
     return [s.job for s in started if s.thread is not None]
 
 
+def watching(settings: Settings, clock: FixedClock, at: dt.datetime) -> Scheduler:
+    """A runner's scheduler started at `at` (recovery and catch-up done), polled by `step`."""
+    clock.set(at)
+    scheduler = Scheduler(settings, run_job=execute_run)
+    scheduler.start()
+    return scheduler
+
+
 def arrival_runs(settings: Settings, job: str) -> list[RunRecord]:
     return [r for r in History(settings.state).runs(job=job, limit=50) if r.trigger == "arrival"]
 
@@ -140,9 +148,7 @@ def arrival_runs(settings: Settings, job: str) -> list[RunRecord]:
 def test_four_markets_landing_at_different_times_make_one_run_after_the_last(
     morning: Settings, clock: FixedClock
 ) -> None:
-    clock.set(local(3, 0))
-    scheduler = Scheduler(morning, run_job=execute_run)
-    scheduler.start()
+    scheduler = watching(morning, clock, local(3, 0))
     landed = {"UK": local(3, 10), "DE": local(4, 12), "IT": local(4, 40), "JP": local(5, 20)}
     started: list[str] = []
     for market, at in landed.items():
@@ -176,9 +182,7 @@ def test_a_late_market_at_latest_runs_with_what_arrived_and_names_it(
     morning: Settings, clock: FixedClock, http_receiver: list, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("DAYBREAK_ALERT_URLS", http_receiver.url.replace("http://", "json://"))  # type: ignore[attr-defined]
-    clock.set(local(4, 0))
-    scheduler = Scheduler(morning, run_job=execute_run)
-    scheduler.start()
+    scheduler = watching(morning, clock, local(4, 0))
     for market in ("UK", "DE", "IT"):
         drop(morning, market, clock.now())
     started = []
@@ -241,18 +245,14 @@ def test_a_file_written_in_two_parts_runs_once_after_it_settles(
 def test_a_runner_restarted_between_two_arrivals_runs_once(
     morning: Settings, clock: FixedClock
 ) -> None:
-    clock.set(local(3, 0))
-    first = Scheduler(morning, run_job=execute_run)
-    first.start()
+    first = watching(morning, clock, local(3, 0))
     for market in ("UK", "DE"):
         drop(morning, market, clock.now())
     assert [*step(first, clock), *step(first, clock)] == []
     assert {a.asset for a in ArrivalLog(morning.state).after(0, INPUTS)} == {
         "uk_orders_azure", "de_orders_azure"}  # fmt: skip
     # The desktop restarts: a new runner, the same state folder.
-    clock.set(local(4, 30))
-    second = Scheduler(morning, run_job=execute_run)
-    second.start()
+    second = watching(morning, clock, local(4, 30))
     for market in ("IT", "JP"):
         drop(morning, market, clock.now())
     started = []
@@ -303,9 +303,7 @@ def test_the_early_warning_fires_once_before_the_deadline_with_the_eta(
             seen = at + dt.timedelta(minutes=1)  # by the poll after it landed
             blob = BlobInfo(name, f"e{back}", 10, at)
             log.observe(f"{market.lower()}_orders_azure", [blob], seen, dt.timedelta(seconds=30))
-    clock.set(local(4, 55))
-    scheduler = Scheduler(morning, run_job=execute_run)
-    scheduler.start()
+    scheduler = watching(morning, clock, local(4, 55))
     for market in ("UK", "DE", "IT"):
         drop(morning, market, clock.now())
     late_alerts = lambda: [b for _, _, b in http_receiver if "is late" in b]  # noqa: E731
@@ -346,9 +344,7 @@ def test_the_early_warning_fires_once_before_the_deadline_with_the_eta(
 def test_a_backfill_never_triggers_an_arrival_run(morning: Settings, clock: FixedClock) -> None:
     from daybreak.runner.backfill import backfill
 
-    clock.set(local(3, 0))
-    scheduler = Scheduler(morning, run_job=execute_run)
-    scheduler.start()
+    scheduler = watching(morning, clock, local(3, 0))
     for market in MARKETS:
         drop(morning, market, clock.now() - dt.timedelta(hours=1))
     assert backfill(morning, "morning", NEW_DAY, NEW_DAY).status == "success"
@@ -560,9 +556,7 @@ def test_the_page_shows_the_arrivals_and_what_started_each_run(
     from daybreak.views.status import status_data
     from daybreak.views.status_page import Page
 
-    clock.set(local(3, 0))
-    scheduler = Scheduler(morning, run_job=execute_run)
-    scheduler.start()
+    scheduler = watching(morning, clock, local(3, 0))
     for market in ("UK", "DE", "IT"):
         drop(morning, market, clock.now())
     for _ in range(3):

@@ -30,22 +30,13 @@ from daybreak.config import Settings, load_settings
 from daybreak.files import TMP_SUFFIX
 from daybreak.ingest import datasets, demo
 from daybreak.runner.history import History
-from tests.conftest import ROOT, write_config
+from tests.conftest import FLOW, ROOT, write_config
 from tests.test_dbt import hand_computed_day
 
 pytestmark = pytest.mark.system_clock  # runner processes read the machine's clock
 
-JOB = """
-[jobs.flow]
-select = ["azure_ingestion_orders", "azure_ingestion_reference", "budget_ingestion",
-          "build_daily_sales_models", "export", "warehouse_maintenance"]
-
-[[exports]]
-asset = "summary_export"
-name = "summary"
-tables = ["int_orders_summary_daily"]
-upstream = ["build_daily_sales_models"]
-"""
+# The conftest flow with the warehouse backup: every stage a kill can land in.
+JOB = FLOW.replace('"export"]', '"export", "warehouse_maintenance"]')
 DAYS = 8
 KILLS = int(os.environ.get("DAYBREAK_CRASH_KILLS", "20"))
 SEED = int(os.environ.get("DAYBREAK_CRASH_SEED", "20261204"))
@@ -180,7 +171,8 @@ def test_sigkill_at_random_moments_then_the_next_command_just_works(tmp_path: Pa
         code, out, _ = finish(*backfill_range, config=config)
         assert code == 0, f"backfill kill {kill} at {moment:.2f} s (seed {SEED}):\n{out[-3000:]}"
         check_invariants(settings, f"backfill kill {kill} at {moment:.2f} s (seed {SEED})")
-    assert interrupted > 0  # the kills did land inside runs, and the runs say so
+    if KILLS >= 10:  # some kills come before a run is recorded; of ten, some land inside one
+        assert interrupted > 0  # and those runs say so
 
 
 def test_the_runner_killed_mid_run_recovers_and_catches_up_when_started_again(
