@@ -137,6 +137,7 @@ def check_invariants(settings: Settings, what: str) -> None:
     assert last == ("success",), what
 
 
+@pytest.mark.timeout(180 + 40 * KILLS)  # each kill: a cut run, then a whole one (about 10 s)
 def test_sigkill_at_random_moments_then_the_next_command_just_works(tmp_path: Path) -> None:
     rng = random.Random(SEED)
     print(f"crash injection: seed {SEED}, {KILLS} kills (DAYBREAK_CRASH_SEED to replay)")
