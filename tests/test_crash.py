@@ -165,8 +165,8 @@ def test_sigkill_at_random_moments_then_the_next_command_just_works(tmp_path: Pa
     assert code == 0, out
     for kill in range(in_backfill):
         moment = rng.uniform(0.5, seconds)
-        # A new range each time: a new backfill to kill, resumed by the same command.
-        first = str(end - dt.timedelta(days=DAYS - 1 - kill))
+        # A range of its own each time: a backfill to kill, resumed by the same command.
+        first = str(end - dt.timedelta(days=rng.randrange(DAYS)))
         backfill_range = (*backfill[:3], first, *backfill[4:])
         kill_at(moment, *backfill_range, config=config)
         code, out, _ = finish(*backfill_range, config=config)
