@@ -380,14 +380,14 @@ class ArrivalWatch:
         debounce = dt.timedelta(seconds=self.settings.arrival.debounce_seconds)
         found = []
         for name, job in self.jobs.items():
-            seq, latest_done = self.log.cursor(name)
-            pending = self.log.after(seq, job.on_arrival)
-            today = self.log.since(cycle(job, now).start, job.on_arrival)
             if name in running or self.busy(name):
                 continue  # the run going on takes nothing new: one follow-up after it
+            span = cycle(job, now)
+            seq, latest_done = self.log.cursor(name)
+            pending = self.log.after(seq, job.on_arrival)
+            today = self.log.since(span.start, job.on_arrival)
             trigger, missing = decide(name, job, pending, today, latest_done, now, debounce)
             if missing is not None:
-                span = cycle(job, now)
                 if missing:
                     Alerter(self.settings.state, alert_urls(self.settings)).inputs_missing(
                         name, missing, span.latest

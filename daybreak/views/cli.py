@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from daybreak.assets import catalogue
-from daybreak.config import Settings, load_settings
+from daybreak.config import JobConfig, Settings, load_settings
 from daybreak.errors import ConfigError, UnknownNameError, UnknownRunError, UsageError
 from daybreak.files import write_atomic
 from daybreak.logs import current_run, make_handler, redact, setup_logging
@@ -250,12 +250,17 @@ def _materialize(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _run_job(settings: Settings, args: argparse.Namespace) -> int:
-    job = settings.jobs.get(args.job)
+    return _execute(settings, _job(settings, args.job).select, args.full, job=args.job)
+
+
+def _job(settings: Settings, name: str) -> JobConfig:
+    """A job by name, or an error listing the jobs there are."""
+    job = settings.jobs.get(name)
     if job is None:
         raise UnknownNameError(
-            f"unknown job {args.job!r} (jobs: {', '.join(settings.jobs) or 'none configured'})"
+            f"unknown job {name!r} (jobs: {', '.join(settings.jobs) or 'none configured'})"
         )
-    return _execute(settings, job.select, args.full, job=args.job)
+    return job
 
 
 def _assets(settings: Settings, args: argparse.Namespace) -> int:
@@ -326,11 +331,7 @@ def _status(settings: Settings, args: argparse.Namespace) -> int:
 def _eta(settings: Settings, args: argparse.Namespace) -> int:
     from daybreak.runner.eta import job_eta
 
-    job = settings.jobs.get(args.job)
-    if job is None:
-        raise UnknownNameError(
-            f"unknown job {args.job!r} (jobs: {', '.join(settings.jobs) or 'none configured'})"
-        )
+    job = _job(settings, args.job)
     if not job.on_arrival:
         raise UsageError(f"job {args.job!r} has no on_arrival inputs: `runner.py jobs` says when "
                          "it runs")  # fmt: skip
