@@ -1,10 +1,13 @@
-"""Is the process that wrote this record still alive? Liveness by host, pid and start time.
+"""Is the process that wrote this record still alive? Liveness by host, pid and start.
 
 A pid alone is not enough: after a reboot (or on a busy machine) the pid a killed runner had is
 reused by another program, and a run recorded by that pid would look alive forever. Every record
-of a live process (a run, the scheduler, the warehouse lock's holder) keeps the process's start
-time beside its pid, read from the OS through psutil (Linux, Windows and macOS alike); a record
-is alive when a process with that pid exists on this host and started when the record says.
+of a live process (a run, the scheduler, the warehouse lock's holder) keeps the process's key
+beside its pid: what tells it from a later process with the same pid. On Linux that is the boot's
+id and the start in clock ticks since boot (/proc), both fixed for the process's life; the
+wall-clock start that psutil gives there is derived from the boot time, which moves when the
+clock is corrected (NTP), so it would make a live process look dead. On Windows and macOS the OS
+keeps the start as a fixed time, which psutil reads.
 """
 
 from __future__ import annotations
@@ -12,39 +15,63 @@ from __future__ import annotations
 import functools
 import os
 import socket
+from pathlib import Path
 
-
-def started(pid: int) -> float | None:
-    """When process `pid` started (seconds since the epoch), None if there is no such process."""
-    import psutil
-
-    try:
-        return float(psutil.Process(pid).create_time())
-    except (psutil.NoSuchProcess, psutil.ZombieProcess, ValueError):
-        return None
-    except psutil.AccessDenied:  # exists, owned by someone else: alive, start unknown
-        return -1.0
+_PROC = Path("/proc")
 
 
 @functools.cache
-def _start_of(pid: int) -> float | None:
-    return started(pid)
+def _boot_id() -> str | None:
+    try:
+        return (_PROC / "sys" / "kernel" / "random" / "boot_id").read_text().strip()
+    except OSError:
+        return None
 
 
-def own_start() -> float | None:
-    """This process's start time (what a record of this process keeps)."""
-    return _start_of(os.getpid())  # keyed by pid: a forked child asks for its own
+def key(pid: int) -> str | None:
+    """Process `pid`'s key (see the module docstring); None if there is no such process, ""
+    if it exists but cannot be read (another user's)."""
+    boot = _boot_id()
+    if boot is not None:  # Linux
+        try:
+            stat = (_PROC / str(pid) / "stat").read_text()
+        except FileNotFoundError:
+            return None
+        except OSError:
+            return ""
+        fields = stat[stat.rindex(")") + 2 :].split()
+        if fields[0] == "Z":  # a zombie: it has ended
+            return None
+        return f"{boot}:{fields[19]}"  # field 22 of stat: the start in ticks since boot
+    import psutil
+
+    try:
+        return f"{psutil.Process(pid).create_time():.3f}"
+    except (psutil.NoSuchProcess, psutil.ZombieProcess, ValueError):
+        return None
+    except psutil.AccessDenied:
+        return ""
 
 
-def alive(pid: int, start: float | None = None, host: str | None = None) -> bool:
+@functools.cache
+def _key_of(pid: int) -> str | None:
+    return key(pid)
+
+
+def own_key() -> str | None:
+    """This process's key (what a record of this process keeps)."""
+    return _key_of(os.getpid())  # keyed by pid: a forked child asks for its own
+
+
+def alive(pid: int, recorded: str | None = None, host: str | None = None) -> bool:
     """Whether the process a record names still runs. Another host's process cannot be seen
-    from here: it counts as alive. Without a start time (a record from an older daybreak), the
+    from here: it counts as alive. Without a recorded key (a record from an older daybreak), the
     pid alone decides."""
     if host is not None and host != socket.gethostname():
         return True
-    now = started(pid)
+    now = key(pid)
     if now is None:
         return False
-    if start is None or now < 0:
+    if not recorded or now == "":
         return True
-    return abs(now - start) < 1.0  # psutil rounds; a reused pid started much later
+    return now == str(recorded)

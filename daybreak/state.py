@@ -257,10 +257,10 @@ MIGRATIONS: list[str] = [
         updated_at  TEXT NOT NULL
     );
     """,
-    # 8: liveness by start time as well as pid (daybreak.processes): a pid reused after a reboot
-    # never makes a dead run look alive.
+    # 8: liveness by the process's key as well as its pid (daybreak.processes): a pid reused
+    # after a reboot never makes a dead run look alive.
     """
-    ALTER TABLE runs ADD COLUMN pid_started REAL;
+    ALTER TABLE runs ADD COLUMN process_key TEXT;
     """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -46,11 +46,12 @@ def test_a_run_whose_pid_now_belongs_to_another_program_is_interrupted(
         reused = history.start_run(["uk_orders_azure"], job="daily_sales_flow")
         alive = history.start_run(["uk_orders_azure"], job="daily_sales_flow")
         with sqlite3.connect(settings.state.db) as con:
-            # The pid is alive, but the process behind it started long after the run did.
-            con.execute("UPDATE runs SET pid = ?, pid_started = ? WHERE run_id = ?",
-                        (other.pid, processes.started(other.pid) - 3600, reused))  # type: ignore[operator]  # fmt: skip
-            con.execute("UPDATE runs SET pid = ?, pid_started = ? WHERE run_id = ?",
-                        (other.pid, processes.started(other.pid), alive))  # fmt: skip
+            # The pid is alive, but the process behind it is not the one that recorded the run
+            # (as after a reboot: another program got the pid).
+            con.execute("UPDATE runs SET pid = ?, process_key = ? WHERE run_id = ?",
+                        (other.pid, "another-boot:12345", reused))  # fmt: skip
+            con.execute("UPDATE runs SET pid = ?, process_key = ? WHERE run_id = ?",
+                        (other.pid, processes.key(other.pid), alive))  # fmt: skip
             con.execute("INSERT INTO asset_attempts (run_id, asset, attempt, status, started_at) "
                         "VALUES (?, 'uk_orders_azure', 1, 'running', '2026-04-01T06:00:00+00:00')",
                         (reused,))  # fmt: skip
@@ -72,7 +73,7 @@ def test_a_run_from_before_start_times_were_kept_is_judged_by_its_pid(settings: 
     gone.wait()
     run = history.start_run(["uk_orders_azure"])
     with sqlite3.connect(settings.state.db) as con:
-        con.execute("UPDATE runs SET pid = ?, pid_started = NULL WHERE run_id = ?",
+        con.execute("UPDATE runs SET pid = ?, process_key = NULL WHERE run_id = ?",
                     (gone.pid, run))  # fmt: skip
     assert history.mark_interrupted() == [run]
 
@@ -247,7 +248,7 @@ def test_a_lock_record_left_by_a_dead_holder_is_ignored_and_its_takeover_said(
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
     gone.wait()
     settings.state.locks.mkdir(parents=True, exist_ok=True)
-    record = {"pid": gone.pid, "pid_started": 1.0, "host": socket.gethostname(),
+    record = {"pid": gone.pid, "process_key": "another-boot:1", "host": socket.gethostname(),
               "what": "build_daily_sales_models", "since": "2026-04-01T06:00:00+00:00"}  # fmt: skip
     (settings.state.locks / "warehouse.holder.json").write_text(json.dumps(record))
     assert lock.holder(settings.state) is None  # status does not claim a dead holder

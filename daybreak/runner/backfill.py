@@ -221,7 +221,7 @@ def backfill(
         if (
             found is not None
             and found.status == "running"
-            and process_alive(found.pid, found.pid_started)
+            and process_alive(found.pid, found.process_key)
         ):
             raise UsageError(f"backfill {found.run_id} of {job} over {start}..{end} is already "
                              f"running (pid {found.pid} on {found.host})")  # fmt: skip

@@ -66,7 +66,7 @@ class RunRecord:
     # JSON: what started it beyond the trigger's name (an arrival run: the files that arrived,
     # the inputs still missing when it ran at its `latest`)
     trigger_detail: str | None = None
-    pid_started: float | None = None  # the process's start time: a reused pid is not it
+    process_key: str | None = None  # what tells its process from a later one with its pid
 
     @property
     def detail(self) -> dict[str, Any]:
@@ -103,12 +103,12 @@ class History:
         with self._connect() as con:
             con.execute(
                 "INSERT INTO runs (run_id, job, selection, trigger, scheduled_for, status, "
-                "started_at, pid, host, log_path, rerun_of, part_of, trigger_detail, pid_started) "
+                "started_at, pid, host, log_path, rerun_of, part_of, trigger_detail, process_key) "
                 "VALUES (?, ?, ?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?)",
                 (run_id, job, json.dumps(selection), trigger, iso(scheduled_for), iso(started),
                  os.getpid(), socket.gethostname(), str(log_path), rerun_of, part_of,
                  redact(json.dumps(trigger_detail)) if trigger_detail else None,
-                 processes.own_start()),
+                 processes.own_key()),
             )  # fmt: skip
             moved = (trigger_detail or {}).get("cursor")
             if moved:  # an arrival run takes its files in the same transaction (no loss, no repeat)
@@ -160,14 +160,14 @@ class History:
         host = host or socket.gethostname()
         with self._connect() as con:
             rows = con.execute(
-                "SELECT run_id, pid, pid_started FROM runs WHERE status = 'running' AND host = ?",
+                "SELECT run_id, pid, process_key FROM runs WHERE status = 'running' AND host = ?",
                 (host,),
             ).fetchall()
             gone = [
                 r["run_id"]
                 for r in rows
                 if (pids is not None and r["pid"] in pids)
-                or (pids is None and not processes.alive(r["pid"], r["pid_started"]))
+                or (pids is None and not processes.alive(r["pid"], r["process_key"]))
             ]
             now = iso(clock.now())
             for run_id in gone:
@@ -194,9 +194,9 @@ class History:
         with self._connect() as con:
             con.execute(
                 "UPDATE runs SET status = 'running', ended_at = NULL, seconds = NULL, "
-                "error = NULL, traceback = NULL, pid = ?, host = ?, pid_started = ? "
+                "error = NULL, traceback = NULL, pid = ?, host = ?, process_key = ? "
                 "WHERE run_id = ?",
-                (os.getpid(), socket.gethostname(), processes.own_start(), run_id),
+                (os.getpid(), socket.gethostname(), processes.own_key(), run_id),
             )
 
     def runs(
@@ -492,9 +492,9 @@ def move_cursor(
     )
 
 
-def process_alive(pid: int, start: float | None = None) -> bool:
-    """Whether the process with this pid (and, given, this start time) runs on this machine."""
-    return processes.alive(pid, start)
+def process_alive(pid: int, key: str | None = None) -> bool:
+    """Whether the process with this pid (and, given, this key) runs on this machine."""
+    return processes.alive(pid, key)
 
 
 def _run(row: sqlite3.Row) -> RunRecord:

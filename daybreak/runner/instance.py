@@ -69,7 +69,7 @@ class RunnerInstance:
                         before.get("host"), before.get("started_at"))  # fmt: skip
         self.info = {
             "pid": os.getpid(),
-            "pid_started": processes.own_start(),
+            "process_key": processes.own_key(),
             "host": socket.gethostname(),
             "started_at": clock.now().isoformat(timespec="seconds"),
             "last_heartbeat": None,
@@ -106,7 +106,7 @@ def runner_state(layout: StateLayout) -> dict[str, Any]:
         info.get("stopped_at") is None
         and same_host
         and isinstance(info.get("pid"), int)
-        and process_alive(int(info["pid"]), info.get("pid_started"))
+        and process_alive(int(info["pid"]), info.get("process_key"))
     )
     seen = info.get("last_heartbeat") or info.get("started_at")
     state = {"alive": alive, **info, "last_seen": info.get("stopped_at") or seen}

@@ -56,7 +56,7 @@ def _recorded(path: Path) -> dict[str, Any] | None:
 def _live(record: dict[str, Any]) -> bool:
     """Whether the process a lock record names still runs (pid, start time, host)."""
     pid = record.get("pid")
-    return not isinstance(pid, int) or processes.alive(pid, record.get("pid_started"),
+    return not isinstance(pid, int) or processes.alive(pid, record.get("process_key"),
                                                        record.get("host"))  # fmt: skip
 
 
@@ -83,7 +83,7 @@ def _stamp(what: str) -> str:
     return json.dumps(
         {
             "pid": os.getpid(),
-            "pid_started": processes.own_start(),
+            "process_key": processes.own_key(),
             "host": socket.gethostname(),
             "what": what,
             "since": clock.now().isoformat(timespec="seconds"),
