@@ -212,8 +212,7 @@ def test_a_file_written_in_two_parts_runs_once_after_it_settles(
 ) -> None:
     clock.set(local(5, 0))
     settings = project(tmp_path, ANY)
-    scheduler = Scheduler(settings, run_job=execute_run)
-    scheduler.start()
+    scheduler = watching(settings, clock, clock.now())
     name, content = new_file(settings, "UK")
     lines = content.read_text(encoding="utf-8").splitlines(keepends=True)
     target = settings.paths.landing / name
@@ -270,8 +269,7 @@ def test_an_arrival_while_the_job_runs_makes_exactly_one_follow_up(
     clock.set(local(5, 0))
     settings = project(tmp_path, ANY)
     history = History(settings.state)
-    scheduler = Scheduler(settings, run_job=execute_run)
-    scheduler.start()
+    scheduler = watching(settings, clock, local(5, 0))
     # The job runs in another process (a `runner.py run quick`): arrivals wait for it.
     other = history.start_run(settings.jobs["quick"].select, job="quick", trigger="manual")
     drop(settings, "UK", clock.now() - dt.timedelta(minutes=5))
@@ -377,8 +375,7 @@ def test_blobs_uploaded_to_azurite_make_one_run(
     settings = load_settings(write_config(tmp_path / "azure", ANY + source, days=10, rows=5),
                              environ={"AZURE_STORAGE_CONNECTION_STRING": connection})  # fmt: skip
     assert execute_run(settings, settings.jobs["quick"].select, job="quick").status == "success"
-    scheduler = Scheduler(settings, run_job=execute_run)
-    scheduler.start()
+    scheduler = watching(settings, clock, clock.now())
     name, content = new_file(scratch, "UK")
     client.upload_blob(name, content.read_bytes())
     started = []
@@ -541,8 +538,8 @@ def test_an_arrival_run_killed_half_way_runs_again_after_a_restart(
     assert log.cursor("quick")[0] == arrival.seq  # taken in the same transaction as the run
     with sqlite3.connect(settings.state.db) as con:
         con.execute("UPDATE runs SET pid = 2147483000 WHERE run_id = ?", (killed,))
-    scheduler = Scheduler(settings, run_job=execute_run)
-    scheduler.start()  # the next runner: the run is interrupted and gives its file back
+    # The next runner: the run is interrupted and gives its file back.
+    scheduler = watching(settings, clock, clock.now())
     assert history.run(killed).status == "interrupted"  # type: ignore[union-attr]
     assert step(scheduler, clock) == ["quick"]
     assert [step(scheduler, clock) for _ in range(3)] == [[], [], []]
