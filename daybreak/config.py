@@ -344,12 +344,25 @@ class TrackingConfig(_Strict):
 
 
 class WebConfig(_Strict):
-    """The read-only status page `python runner.py` serves (`--no-web` turns it off)."""
+    """The status page `python runner.py` serves (`--no-web` turns it off), and its actions
+    (daybreak.views.web: who may read, who may act)."""
 
     enabled: bool = True
-    host: str = "127.0.0.1"  # loopback: the page has no login
+    # 127.0.0.1: this desktop only, no set-up. Any other address (e.g. "0.0.0.0" for the team's
+    # LAN) needs DAYBREAK_WEB_TOKEN in .env, or the runner refuses to start.
+    host: str = "127.0.0.1"
     port: Annotated[int, Field(ge=0, le=65535)] = 8250  # 0: any free port (logged)
     refresh_seconds: Annotated[int, Field(ge=2, le=3600)] = 30
+    # With a token: whether reading (the page, /api/*) is open to anyone who can reach it.
+    # Acting (/actions/*) always needs the token once one is set.
+    public_read: bool = False
+    # Host names the page answers to besides localhost, 127.0.0.1, this machine's name and its
+    # addresses (e.g. "daybreak.office.example"); any other Host header is refused (DNS rebinding).
+    names: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9.\-]{1,253}$")]] = Field(
+        default_factory=list
+    )
+    # Runs the page may have going at once (each is a thread of the runner's process).
+    max_page_runs: Annotated[int, Field(ge=1, le=16)] = 4
 
 
 def _cron(expression: str) -> str:
@@ -496,6 +509,8 @@ class Secrets:
     # apprise URLs and the heartbeat check URL carry tokens: secrets like the rest.
     alert_urls: SecretStr | None = None
     heartbeat_url: SecretStr | None = None
+    # The status page's token: needed to act from the page, and to serve it beyond 127.0.0.1.
+    web_token: SecretStr | None = None
 
     ENV: ClassVar[dict[str, str]] = {
         "azure_connection_string": "AZURE_STORAGE_CONNECTION_STRING",
@@ -512,6 +527,7 @@ class Secrets:
         "spark_token": "DAYBREAK_SPARK_TOKEN",
         "alert_urls": "DAYBREAK_ALERT_URLS",
         "heartbeat_url": "DAYBREAK_HEARTBEAT_URL",
+        "web_token": "DAYBREAK_WEB_TOKEN",
     }
     _PLAIN: ClassVar[frozenset[str]] = frozenset(
         {"sharepoint_tenant_id", "sharepoint_client_id", "tableau_token_name", "tableau_username"}

@@ -262,6 +262,23 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE runs ADD COLUMN process_key TEXT;
     """,
+    # 9: acting from the page (daybreak.runner.actions): who started a run, a cancel asked for
+    # (by whom, when; the run's process sees it at its next safe point), every action recorded.
+    """
+    ALTER TABLE runs ADD COLUMN origin TEXT;
+    ALTER TABLE runs ADD COLUMN cancel_requested_at TEXT;
+    ALTER TABLE runs ADD COLUMN cancel_requested_by TEXT;
+    CREATE TABLE IF NOT EXISTS actions (
+        seq      INTEGER PRIMARY KEY AUTOINCREMENT,
+        at       TEXT NOT NULL,
+        action   TEXT NOT NULL,
+        params   TEXT,
+        origin   TEXT NOT NULL,
+        outcome  TEXT NOT NULL,
+        run_id   TEXT
+    );
+    CREATE INDEX IF NOT EXISTS actions_by_at ON actions (at);
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -14,7 +14,7 @@ from daybreak.config import Settings, load_settings
 from daybreak.ingest import demo
 from daybreak.runner.history import History
 from daybreak.runner.why import explain
-from daybreak.views import lineage, status_page
+from daybreak.views import lineage, status_page, web
 from daybreak.views.status import status_data
 from tests.conftest import run_runner, write_config
 
@@ -137,7 +137,7 @@ def test_an_assets_own_history_checks_and_page(
     assert sync["runs"][1]["rows"] == 240 and "wrong delimiter" in sync["last_error"]["error"]
 
     site = status_page.StatusSite(settings, status_data, lineage.svg_for)
-    server = status_page.StatusServer(site, "127.0.0.1", 0).start()
+    server = web.StatusServer(site, "127.0.0.1", 0).start()
     try:
         with urllib.request.urlopen(f"{server.url}/assets/int_orders_summary_daily") as response:
             html = response.read().decode()

@@ -27,7 +27,7 @@ import logging
 import threading
 import time
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -40,6 +40,7 @@ from daybreak.config import Settings
 from daybreak.errors import UnknownNameError, UsageError
 from daybreak.logs import redact
 from daybreak.runner.alerts import Alerter, alert_urls
+from daybreak.runner.cancel import CancelWatch, cancelled_error
 from daybreak.runner.execute import ObserverFactory, RunOutcome, execute_run
 from daybreak.runner.history import History, RunRecord, process_alive
 
@@ -124,9 +125,9 @@ def progress(history: History, run: RunRecord) -> Progress:
         spent += max(0.0, (clock.now() - started).total_seconds())
     pace = sum(c["seconds"] or 0 for c in done) / days_done if days_done else None
     stopped = (
-        ("failed", "interrupted")
+        ("failed", "interrupted", "cancelled")
         if run.status == "running"
-        else ("failed", "interrupted", "running")
+        else ("failed", "interrupted", "cancelled", "running")
     )  # a chunk 'running' in a stopped backfill was cut off
     failed = next((c for c in chunks if c["status"] in stopped), None)
     return Progress(
@@ -195,6 +196,8 @@ def backfill(
     history: History | None = None,
     stop: threading.Event | None = None,
     observers: Sequence[ObserverFactory] = (),
+    origin: str | None = None,
+    on_start: Callable[[str], None] | None = None,
 ) -> BackfillOutcome:
     """Backfill `job` over [start, end] in chunks; see the module docstring.
 
@@ -227,19 +230,21 @@ def backfill(
                              f"running (pid {found.pid} on {found.host})")  # fmt: skip
         selection = settings.jobs[job].select
         if found is None:
-            run_id = history.start_run(selection, job=job, trigger="backfill")
+            run_id = history.start_run(selection, job=job, trigger="backfill", origin=origin)
             history.add_chunks(run_id, chunk_days(start, end, chunk_size))
             resumed = False
         else:
             run_id, resumed = found.run_id, True
             history.resume_run(run_id)
-    stop = stop or threading.Event()
+    if on_start is not None:  # e.g. the page, which shows the backfill it started
+        on_start(run_id)
     status, error, trace, failure = "failed", None, None, None
-    with history.run_log(run_id) as log_path:
+    watch = CancelWatch(history, [run_id], outer=stop)
+    with history.run_log(run_id) as log_path, watch:
         try:
             if resumed:
                 log.info("backfill %s taken up again from its first chunk not done", run_id)
-            status, error = _chunks(settings, history, run_id, job, stop, observers)
+            status, error = _chunks(settings, history, run_id, job, watch, observers)
         except KeyboardInterrupt:
             status, error = "interrupted", "interrupted (Ctrl-C)"
             raise
@@ -266,7 +271,7 @@ def _chunks(
     history: History,
     run_id: str,
     job: str,
-    stop: threading.Event,
+    watch: CancelWatch,
     observers: Sequence[ObserverFactory],
 ) -> tuple[str, str | None]:
     """Run the chunks not done, then what publishes; the backfill's status and error."""
@@ -285,7 +290,10 @@ def _chunks(
     for chunk in history.chunks(run_id):
         if chunk["status"] == "success":
             continue
-        if stop.is_set():
+        if watch.check() is not None:  # a safe point: between chunks
+            return "cancelled", (f"{cancelled_error(watch.check() or ('', ''))}, before chunk "
+                                 f"{chunk['start_day']}..{chunk['end_day']}")  # fmt: skip
+        if watch.stop.is_set():
             return "interrupted", "stopped before chunk " + chunk["start_day"]
         days = (dt.date.fromisoformat(chunk["start_day"]), dt.date.fromisoformat(chunk["end_day"]))
         history.set_chunk(run_id, chunk["chunk"], "running")
@@ -293,8 +301,8 @@ def _chunks(
         log.info("backfill %s: chunk %s..%s", run_id, *days)
         started = time.monotonic()
         outcome = execute_run(
-            settings, per_chunk, trigger="backfill", window=days, part_of=run_id, stop=stop,
-            history=history, observers=observers,
+            settings, per_chunk, trigger="backfill", window=days, part_of=run_id,
+            stop=watch.stop, history=history, observers=observers,
         )  # fmt: skip
         history.set_chunk(run_id, chunk["chunk"], outcome.status, run_id=outcome.run_id,
                           rows=_rows(outcome), seconds=time.monotonic() - started)  # fmt: skip
@@ -304,8 +312,8 @@ def _chunks(
                                     f"{outcome.run_id}): {outcome.error}")  # fmt: skip
     # What publishes, once: the job's ordinary plan runs what the chunks made stale.
     outcome = execute_run(
-        settings, selection, trigger="backfill", part_of=run_id, stop=stop, history=history,
-        observers=observers,
+        settings, selection, trigger="backfill", part_of=run_id, stop=watch.stop,
+        history=history, observers=observers,
     )  # fmt: skip
     if outcome.status != "success":
         return outcome.status, f"after the last chunk (run {outcome.run_id}): {outcome.error}"

@@ -26,6 +26,7 @@ from daybreak.ingest import demo
 from daybreak.logs import redact
 from daybreak.runner import recovery
 from daybreak.runner.alerts import Alerter, alert_urls
+from daybreak.runner.cancel import CancelWatch, cancelled_error
 from daybreak.runner.engine import LocalEngine, open_engine
 from daybreak.runner.history import History, RunRecord
 from daybreak.runner.materialize import AssetResult, RunContext, materialize, run_inputs
@@ -96,6 +97,8 @@ def execute_run(
     window: tuple[dt.date, dt.date] | None = None,
     part_of: str | None = None,
     trigger_detail: dict[str, Any] | None = None,
+    origin: str | None = None,
+    on_start: Callable[[str], None] | None = None,
 ) -> RunOutcome:
     """Run `selection` (assets or groups) with the upstream assets it needs, and record it.
 
@@ -108,16 +111,22 @@ def execute_run(
     `trigger_detail` says more of what started it (an arrival run: the files, what is missing).
     `window` and `part_of` make the run a chunk of a backfill (daybreak.runner.backfill): its
     syncs re-sync the dated files of those days, and the history lists it under the backfill.
+    `origin` says who asked for it (the CLI, the page and its client). A cancel asked for it (or
+    for its backfill) stops it at the next safe point and ends it `cancelled` (daybreak.runner.
+    cancel); `stop` (the runner stopping) ends it `interrupted`.
     """
     history = history or History(settings.state)
     run_id = history.start_run(
         selection, job=job, trigger=trigger, scheduled_for=scheduled_for, rerun_of=rerun_of,
-        part_of=part_of, trigger_detail=trigger_detail,
+        part_of=part_of, trigger_detail=trigger_detail, origin=origin,
     )  # fmt: skip
+    if on_start is not None:  # e.g. the page, which shows the run it started
+        on_start(run_id)
     status, error, trace, results = "failed", None, None, []
     failure: BaseException | None = None
     watching: list[RunObserver] = []
-    with history.run_log(run_id) as log_path:
+    watch = CancelWatch(history, [run_id, part_of], outer=stop)
+    with history.run_log(run_id) as log_path, watch:
         try:
             dr = catalogue.build_driver(settings)
             assets = catalogue.catalogue(dr)
@@ -152,7 +161,7 @@ def execute_run(
 
             engine = open_engine(settings) if todo else LocalEngine()
             ctx = RunContext(
-                history, run_id, settings.retries, stop or threading.Event(),
+                history, run_id, settings.retries, watch.stop, cancel=watch.cancel,
                 concurrency=settings.concurrency, layout=settings.state, on_recorded=recorded,
                 settings=settings, versions=versions, engine=engine,
             )  # fmt: skip
@@ -166,9 +175,11 @@ def execute_run(
                     alerter.volume(result.name, warning)
             bad = [r for r in results if not r.ok]
             status = "success" if not bad else "failed"
-            if stop is not None and stop.is_set() and bad:
-                status = "interrupted"
             error = f"{bad[0].name}: {bad[0].summary}" if bad else None
+            if bad and watch.check() is not None:
+                status, error = "cancelled", cancelled_error(watch.check() or ("", ""))
+            elif bad and watch.stop.is_set():
+                status = "interrupted"
         except KeyboardInterrupt:  # recorded, then Ctrl-C goes on up
             status, error = "interrupted", "interrupted (Ctrl-C)"
             raise

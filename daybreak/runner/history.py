@@ -16,11 +16,12 @@ import os
 import socket
 import sqlite3
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from daybreak import clock, processes
+from daybreak.errors import UnknownRunError
 from daybreak.logs import current_run, make_handler, redact
 from daybreak.state import StateDb, StateLayout
 
@@ -67,6 +68,9 @@ class RunRecord:
     # the inputs still missing when it ran at its `latest`)
     trigger_detail: str | None = None
     process_key: str | None = None  # what tells its process from a later one with its pid
+    origin: str | None = None  # who started it: "cli (user on host)", "page (client address)"
+    cancel_requested_at: str | None = None  # a cancel asked for (runner.py cancel, the page)
+    cancel_requested_by: str | None = None
 
     @property
     def detail(self) -> dict[str, Any]:
@@ -96,6 +100,7 @@ class History:
         rerun_of: str | None = None,
         part_of: str | None = None,
         trigger_detail: dict[str, Any] | None = None,
+        origin: str | None = None,
     ) -> str:
         started = clock.now()
         run_id = f"{started:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
@@ -103,12 +108,12 @@ class History:
         with self._connect() as con:
             con.execute(
                 "INSERT INTO runs (run_id, job, selection, trigger, scheduled_for, status, "
-                "started_at, pid, host, log_path, rerun_of, part_of, trigger_detail, process_key) "
-                "VALUES (?, ?, ?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?)",
+                "started_at, pid, host, log_path, rerun_of, part_of, trigger_detail, process_key, "
+                "origin) VALUES (?, ?, ?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (run_id, job, json.dumps(selection), trigger, iso(scheduled_for), iso(started),
                  os.getpid(), socket.gethostname(), str(log_path), rerun_of, part_of,
                  redact(json.dumps(trigger_detail)) if trigger_detail else None,
-                 processes.own_key()),
+                 processes.own_key(), origin),
             )  # fmt: skip
             moved = (trigger_detail or {}).get("cursor")
             if moved:  # an arrival run takes its files in the same transaction (no loss, no repeat)
@@ -189,12 +194,77 @@ class History:
                 )
         return gone
 
+    def request_cancel(self, run_id: str, by: str) -> tuple[str, RunRecord]:
+        """Ask a running run to stop at its next safe point; its process (any process: the state
+        database is shared) sees the request within a second. Returns what happened: `requested`,
+        `already` (asked before: it is stopping) or `ended` (nothing running to stop), with the
+        run as it stands. A chunk of a backfill stands for its backfill: the whole backfill
+        stops."""
+        with self._connect() as con:
+            row = con.execute("SELECT * FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+            if row is None:
+                raise UnknownRunError(f"unknown run {run_id!r} (see `runner.py history`)")
+            if row["part_of"]:
+                parent = con.execute(
+                    "SELECT * FROM runs WHERE run_id = ?", (row["part_of"],)
+                ).fetchone()
+                row = parent if parent is not None and parent["status"] == "running" else row
+            if row["status"] != "running":
+                outcome = "ended"
+            elif row["cancel_requested_at"]:
+                outcome = "already"
+            else:
+                outcome = "requested"
+                con.execute(
+                    "UPDATE runs SET cancel_requested_at = ?, cancel_requested_by = ? "
+                    "WHERE run_id = ? OR (part_of = ? AND status = 'running')",
+                    (iso(clock.now()), redact(by), row["run_id"], row["run_id"]),
+                )
+            row = con.execute("SELECT * FROM runs WHERE run_id = ?", (row["run_id"],)).fetchone()
+        return outcome, _run(row)
+
+    def cancel_request(self, run_ids: Sequence[str]) -> tuple[str, str] | None:
+        """(when, by whom) a cancel was asked for any of these runs, or None."""
+        ids = [r for r in run_ids if r]
+        if not ids:
+            return None
+        with self._connect() as con:
+            row = con.execute(
+                f"SELECT cancel_requested_at, cancel_requested_by FROM runs WHERE run_id IN "
+                f"({', '.join('?' * len(ids))}) AND cancel_requested_at IS NOT NULL "
+                "ORDER BY cancel_requested_at LIMIT 1",
+                ids,
+            ).fetchone()
+        return (row[0], row[1] or "someone") if row else None
+
+    def record_action(
+        self, action: str, params: dict[str, Any], origin: str, outcome: str,
+        run_id: str | None = None,
+    ) -> None:  # fmt: skip
+        """Every action asked of daybreak from the CLI or the page, allowed or refused."""
+        with self._connect() as con:
+            con.execute(
+                "INSERT INTO actions (at, action, params, origin, outcome, run_id) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (iso(clock.now()), action[:40], redact(json.dumps(params, default=str)[:2000]),
+                 redact(origin[:200]), redact(outcome[:500]), run_id),
+            )  # fmt: skip
+
+    def actions(self, limit: int = 50) -> list[dict[str, Any]]:
+        """The latest actions, newest first."""
+        with self._connect() as con:
+            rows = con.execute(
+                "SELECT * FROM actions ORDER BY seq DESC LIMIT ?", (limit,)
+            ).fetchall()
+        return [{**dict(r), "params": json.loads(r["params"] or "{}")} for r in rows]
+
     def resume_run(self, run_id: str) -> None:
         """A run taken up again by this process (a backfill given again after it stopped)."""
         with self._connect() as con:
             con.execute(
                 "UPDATE runs SET status = 'running', ended_at = NULL, seconds = NULL, "
-                "error = NULL, traceback = NULL, pid = ?, host = ?, process_key = ? "
+                "error = NULL, traceback = NULL, pid = ?, host = ?, process_key = ?, "
+                "cancel_requested_at = NULL, cancel_requested_by = NULL "
                 "WHERE run_id = ?",
                 (os.getpid(), socket.gethostname(), processes.own_key(), run_id),
             )
@@ -460,6 +530,7 @@ class History:
                     Path(row["log_path"]).unlink()
             con.execute("DELETE FROM ticks WHERE scheduled_for < ?", (cutoff,))
             con.execute("DELETE FROM arrivals WHERE arrived_at < ?", (cutoff,))
+            con.execute("DELETE FROM actions WHERE at < ?", (cutoff,))
         return len(old)
 
     @contextlib.contextmanager

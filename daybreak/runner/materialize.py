@@ -51,7 +51,7 @@ from daybreak.runner.engine import Engine, LocalEngine
 from daybreak.runner.history import History
 from daybreak.state import StateLayout
 from daybreak.warehouse.backup import recover_warehouse
-from daybreak.warehouse.dbt_project import DbtBuildFailed, DbtBuildReport, DbtProject
+from daybreak.warehouse.dbt_project import DbtBuildFailed, DbtBuildReport, DbtCancelled, DbtProject
 from daybreak.warehouse.lock import wait_until_free, warehouse_lock
 
 log = logging.getLogger(__name__)
@@ -135,6 +135,8 @@ class RunContext:
     run_id: str | None = None
     retries: RetriesConfig = field(default_factory=RetriesConfig)
     stop: threading.Event = field(default_factory=threading.Event)
+    # A cancel asked for (daybreak.runner.cancel): no asset starts, a dbt build is cancelled.
+    cancel: threading.Event = field(default_factory=threading.Event)
     concurrency: dict[str, int] = field(default_factory=dict)
     layout: StateLayout | None = None
     # Called with (asset, attempt) once the history has recorded an attempt's end (UI mirror).
@@ -341,10 +343,20 @@ def materialize(
         with asset_context(name), ctx.slots([name], tags):
             return _with_retries(name, assets[name], call, ctx)
 
+    def cancel_pending() -> None:
+        for name in pending:
+            results[name] = AssetResult(name, "cancelled", error="not started: run cancelled")
+            ctx.finished(results[name])
+        if pending:
+            log.warning("cancelled: not started: %s", ", ".join(pending))
+        pending.clear()
+
     pending = [name for name in plan if name not in results]
     running: dict[Future[AssetResult], str] = {}
     with ThreadPoolExecutor(max_workers=max(workers, 1), thread_name_prefix="asset") as pool:
         while pending or running:
+            if ctx.cancel.is_set():  # a safe point: between assets
+                cancel_pending()
             python = [a for a in pending if ready(a) and not is_model(a)]
             for name in python:
                 pending.remove(name)
@@ -367,7 +379,7 @@ def materialize(
                     tags = assets[to_build[0]].tags
                     with ctx.slots(to_build, tags), ctx.lake_settled(assets, to_build):
                         clear = partial(ctx.clear_warehouse, to_build, tags)
-                        built = _build_models(dr, to_build, inputs, clear)
+                        built = _build_models(dr, to_build, inputs, clear, ctx.cancel)
                 for result in built.values():
                     ctx.finished(result)
                 results.update(built)
@@ -407,18 +419,29 @@ def _build_models(
     models: list[str],
     inputs: dict[str, Any],
     clear: Callable[[], None] = lambda: None,
+    cancel: threading.Event | None = None,
 ) -> dict[str, AssetResult]:
     """Build `models` in one dbt invocation (once `clear` says the warehouse is free); one
-    AssetResult per model."""
+    AssetResult per model. `cancel` set cancels the build through dbt: a model it had not
+    finished is `cancelled` and its table is as it was before."""
     label = "dbt:" + ",".join(models) if len(models) <= 3 else f"dbt:{len(models)} models"
     started = time.monotonic()
     with asset_context(label):
         try:
             clear()
             dbt: DbtProject = dr.execute(["dbt_project"], inputs=inputs)["dbt_project"]
-            report = dbt.build(models, full_refresh=inputs["full_refresh"])
+            report = dbt.build(models, full_refresh=inputs["full_refresh"], cancel=cancel)
         except DbtBuildFailed as failed:
             report = failed.report
+        except DbtCancelled as cancelled:
+            done = {n.name for n in cancelled.report.models if n.status == "success"}
+            return {
+                m: _model_result(cancelled.report, m) if m in done else AssetResult(
+                    m, "cancelled", time.monotonic() - started,
+                    error="cancelled: dbt was stopped before it finished this model",
+                )
+                for m in models
+            }  # fmt: skip
         except Exception as exc:  # dbt could not run at all: every model failed the same way
             error = redact(describe(exc))
             log.error("dbt build failed: %s", error)

@@ -34,7 +34,7 @@ from daybreak.runner.instance import runner_state
 from daybreak.runner.scheduler import schedule_of
 from daybreak.warehouse import lock
 
-_PROBLEM_STATUSES = ("failed", "interrupted", "skipped")
+_PROBLEM_STATUSES = ("failed", "interrupted", "skipped", "cancelled")
 
 
 @dataclass
@@ -143,7 +143,7 @@ def explain(
     attempt = last.get(name)
     chain: list[Cause] = []
     if attempt and attempt["status"] in _PROBLEM_STATUSES:  # the last run did not make it
-        shown = "blocked" if attempt["status"] == "skipped" else "failed"
+        shown = {"skipped": "blocked", "cancelled": "cancelled"}.get(attempt["status"], "failed")
     else:
         shown = state.state
     if state.state == "fresh" and shown == "fresh":
@@ -164,6 +164,12 @@ def explain(
     if attempt and attempt["status"] in ("failed", "interrupted"):
         text = f"its last attempt {attempt['status']} in run {attempt['run_id']}"
         chain.append(_attempt_cause("failed", name, text, attempt, history))
+    if attempt and attempt["status"] == "cancelled":
+        run = history.run(attempt["run_id"])
+        by = (f" by {run.cancel_requested_by} at {run.cancel_requested_at}"
+              if run is not None and run.cancel_requested_at else "")  # fmt: skip
+        chain.append(Cause("cancelled", name, f"run {attempt['run_id']} was cancelled{by} "
+                           f"before {name} was built", run_id=attempt["run_id"]))  # fmt: skip
     files = quarantined(settings, name)
     if files:
         text = f"{len(files)} bad file(s) in quarantine, tried again on every run until fixed"

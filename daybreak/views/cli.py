@@ -24,7 +24,7 @@ from daybreak.config import JobConfig, Settings, load_settings
 from daybreak.errors import ConfigError, UnknownNameError, UnknownRunError, UsageError
 from daybreak.files import write_atomic
 from daybreak.logs import current_run, make_handler, redact, setup_logging
-from daybreak.runner import recovery
+from daybreak.runner import actions, recovery
 from daybreak.runner.backfill import backfill
 from daybreak.runner.check import check
 from daybreak.runner.execute import ObserverFactory, execute_run, rerun_selection
@@ -95,6 +95,15 @@ def _parser() -> argparse.ArgumentParser:
                    help="days per chunk (default 7)")  # fmt: skip
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(handler=_backfill)
+
+    p = sub.add_parser(
+        "cancel", help="stop a running run (or backfill) at its next safe point: between assets, "
+        "between backfill chunks, or inside dbt through dbt's own cancellation"
+    )  # fmt: skip
+    _common(p)
+    p.add_argument("run_id", metavar="RUN_ID")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(handler=_cancel)
 
     p = sub.add_parser(
         "plan", help="what `run` would do now and why, asset by asset, without running anything"
@@ -231,10 +240,14 @@ def observers(settings: Settings) -> list[ObserverFactory]:
 
 
 def _execute(settings: Settings, names: list[str], full: bool, job: str | None = None) -> int:
+    origin = actions.cli_origin()
+    params: dict[str, Any] = {"job": job} if job else {"assets": names}
+    action = "run" if job else "materialize"
     with live.shown():
         outcome = execute_run(
-            settings, names, job=job, full_refresh=full, observers=observers(settings)
-        )
+            settings, names, job=job, full_refresh=full, observers=observers(settings),
+            origin=origin, on_start=actions.recorder(settings, action, params, origin),
+        )  # fmt: skip
     if outcome.exception is not None:  # before any asset ran: one line, the run to look at
         print(f"error: {outcome.error}", file=sys.stderr)
         print(f"run {outcome.run_id}: {outcome.status} (`runner.py logs {outcome.run_id}`)")
@@ -461,10 +474,13 @@ def _rerun(settings: Settings, args: argparse.Namespace) -> int:
     if not selection:
         print(f"run {run.run_id} has nothing that failed or was skipped: nothing to rerun")
         return EXIT_OK
+    origin = actions.cli_origin()
+    params = {"run_id": run.run_id, "from_failure": args.from_failure}
     with live.shown():
         outcome = execute_run(
             settings, selection, job=run.job, trigger="rerun", rerun_of=run.run_id,
-            observers=observers(settings),
+            observers=observers(settings), origin=origin,
+            on_start=actions.recorder(settings, "rerun", params, origin),
         )  # fmt: skip
     if args.json:
         print(json.dumps({"run_id": outcome.run_id, "rerun_of": run.run_id,
@@ -479,10 +495,14 @@ def _rerun(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _backfill(settings: Settings, args: argparse.Namespace) -> int:
+    origin = actions.cli_origin()
+    params = {"job": args.job, "start": args.start.isoformat(), "end": args.end.isoformat(),
+              "chunk_days": args.chunk_days}  # fmt: skip
     with live.shown():
         outcome = backfill(
             settings, args.job, args.start, args.end, chunk_size=args.chunk_days,
-            observers=observers(settings),
+            observers=observers(settings), origin=origin,
+            on_start=actions.recorder(settings, "backfill", params, origin),
         )  # fmt: skip
     if args.json:
         print(json.dumps({"run_id": outcome.run_id, "status": outcome.status,
@@ -497,6 +517,17 @@ def _backfill(settings: Settings, args: argparse.Namespace) -> int:
             print("give the same command again to resume from chunk "
                   f"{outcome.progress.failed_chunk}")  # fmt: skip
     return EXIT_OK if outcome.status == "success" else EXIT_FAILED
+
+
+def _cancel(settings: Settings, args: argparse.Namespace) -> int:
+    done = actions.cancel(settings, args.run_id, actions.cli_origin())
+    if args.json:
+        out = {"run_id": done.run.run_id, "outcome": done.outcome, "status": done.run.status,
+               "message": done.message}  # fmt: skip
+        print(json.dumps(out, indent=2))
+    else:
+        print(done.message)
+    return EXIT_OK if done.outcome != "ended" else EXIT_FAILED
 
 
 def _logs(settings: Settings, args: argparse.Namespace) -> int:
@@ -641,14 +672,12 @@ def _schedule(settings: Settings, args: argparse.Namespace, instance: RunnerInst
         heartbeat=heartbeat, instance=instance,
     )  # fmt: skip
     page = None
+    launcher = actions.Launcher(settings, observers(settings), stop=scheduler.stop)
     if settings.web.enabled and not args.no_web:
-        from daybreak.views import status_page
+        from daybreak.views import status_page, web  # uvicorn's imports only when serving
 
         site = status_page.StatusSite(settings, status_data, lineage.svg_for)
-        try:
-            page = status_page.StatusServer(site, settings.web.host, settings.web.port).start()
-        except OSError as exc:
-            raise ConfigError(str(exc)) from None
+        page = web.StatusServer(site, settings.web.host, settings.web.port, launcher).start()
 
     def stop(signum: int, frame: Any) -> None:
         logging.getLogger(__name__).info("received signal %d: stopping", signum)
@@ -661,6 +690,7 @@ def _schedule(settings: Settings, args: argparse.Namespace, instance: RunnerInst
     finally:
         if page is not None:
             page.stop()
+        launcher.join(args.grace)  # runs started from the page end as the scheduler's do
     return EXIT_OK
 
 

@@ -159,6 +159,10 @@ def run_entry(history: History, run: RunRecord) -> dict[str, Any]:
         "seconds": run.seconds,
         "error": run.error,
         "trigger_detail": run.detail or None,  # an arrival run: its files, what was missing
+        "origin": run.origin,  # who started it by hand: the CLI or the page, and from where
+        "cancel_requested_at": run.cancel_requested_at,
+        "cancel_requested_by": run.cancel_requested_by,
+        "rerun_of": run.rerun_of,
     }
     if run.status not in ("success", "running"):
         # A backfill's assets ran in its chunks: what failed is in the chunk that stopped it.
@@ -169,7 +173,7 @@ def run_entry(history: History, run: RunRecord) -> dict[str, Any]:
             {"asset": a["asset"], "status": a["status"], "attempt": a["attempt"],
              "error": a["error"], "traceback": a["traceback"]}
             for part in parts for a in history.attempts(part)
-            if a["status"] in ("failed", "skipped", "interrupted")
+            if a["status"] in ("failed", "skipped", "interrupted", "cancelled")
         ]  # fmt: skip
     return entry
 

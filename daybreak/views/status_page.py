@@ -1,29 +1,25 @@
-"""The read-only status page `python runner.py` serves: is today's data in, and if not, why.
+"""What the status page shows, as HTML: is today's data in, and if not, why; and the pages
+behind its buttons (a run as it goes, a confirmation, sign-in). Served by daybreak.views.web,
+which owns the routes and who may read and act.
 
-Routes (GET only):
-- `/`                    the page: jobs (schedule, next run, last result), failed runs (asset,
-                         error, traceback, log tail), recent runs, every asset's freshness with
-                         the deadline it owes, and the lineage picture. Reloads itself.
-- `/api/status`          the same data as JSON: exactly `runner.py status --json`.
-- `/lineage.svg`         the asset graph coloured by last status (daybreak.lineage).
-- `/runs/<run_id>/log`   a run's log file, as text.
+- the page: jobs (schedule, next run, last result, Run now and Backfill), runs going on (Cancel),
+  failed runs (asset, error, traceback, log tail, Rerun from failure), recent runs, arrivals,
+  every asset's freshness with the deadline it owes, and the lineage picture. Reloads itself.
+- a run's page: its status, who started it, each asset or backfill chunk, its log's tail.
 
 Server-rendered HTML with no script and no external asset, so it reads the same in any browser
-and offline. It binds 127.0.0.1 by default and has no login, so it shows nothing secret: errors
-and logs are redacted when they are recorded, and configuration values are not shown.
+and offline. It shows nothing secret: errors and logs are redacted when they are recorded, and
+configuration values are not shown. Buttons are GET forms to a confirmation page (which changes
+nothing); only its POST acts.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import html
-import json
 import logging
 import re
-import threading
 from collections.abc import Callable
-from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -31,9 +27,9 @@ from zoneinfo import ZoneInfo
 from daybreak.config import Settings
 from daybreak.errors import UnknownNameError
 from daybreak.logs import redact
-from daybreak.runner.backfill import duration
+from daybreak.runner.backfill import duration, progress
 from daybreak.runner.history import History
-from daybreak.views.status import asset_page
+from daybreak.views.status import asset_page, run_entry
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +40,9 @@ BADGE = {
     "success": "ok", "fresh": "ok",
     "failed": "bad", "interrupted": "bad", "never": "off",
     "stale": "warn", "running": "run", "retrying": "run", "skipped": "warn", "behind": "warn",
-    "landed": "ok", "settling": "run", "missing": "off", "late": "bad",
+    "landed": "ok", "settling": "run", "missing": "off", "late": "bad", "cancelled": "warn",
 }  # fmt: skip
+STOPPED = ("failed", "interrupted", "cancelled")  # a run that can be rerun from its failure
 
 CSS = """
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Helvetica,Arial,sans-serif;margin:0;
@@ -71,6 +68,10 @@ pre{background:#f1f3f4;padding:8px;overflow-x:auto;font-size:12px;max-height:320
 .muted{color:#5f6368}.err{color:#a50e0e}
 .eta.at-risk p{color:#a50e0e;font-weight:600}
 .lineage{overflow-x:auto}.lineage svg{max-width:100%;height:auto}
+form.act{display:inline;margin:0 4px 0 0}form.act input[type=date]{font-size:12px}
+button{font:inherit;font-size:12px;padding:2px 10px;border-radius:6px;border:1px solid #1a237e;
+ background:#fff;color:#1a237e;cursor:pointer}button.danger{border-color:#a50e0e;color:#a50e0e}
+button.primary{background:#1a237e;color:#fff}
 """
 
 
@@ -86,12 +87,25 @@ def _table(section: str, title: str, headers: list[str], rows: list[str]) -> str
     )  # fmt: skip
 
 
+def _button(action: str, label: str, fields: dict[str, str], *, danger: bool = False) -> str:
+    """A button that asks for confirmation first: a GET of /confirm/ACTION, which changes
+    nothing; the confirmation page POSTs the action with its CSRF token (daybreak.views.web)."""
+    hidden = "".join(
+        f'<input type=hidden name="{_h(k)}" value="{_h(v)}">' for k, v in fields.items()
+    )
+    css = ' class="danger"' if danger else ""
+    return (f'<form class="act {_h(action)}" method=get action="/confirm/{_h(action)}">{hidden}'
+            f"<button type=submit{css}>{_h(label)}</button></form>")  # fmt: skip
+
+
 class Page:
-    """Renders status_data as HTML, times in one zone."""
+    """Renders status_data as HTML, times in one zone. `can_act`: the viewer may start and
+    stop work, so the buttons are shown (the server checks again on every action)."""
 
     def __init__(self, zone: str, refresh_seconds: int) -> None:
         self.zone = ZoneInfo(zone)
         self.refresh = refresh_seconds
+        self.can_act = False
 
     def when(self, iso: str | None) -> str:
         if not iso:
@@ -110,7 +124,10 @@ class Page:
             return "-"
         return f"{value:.0f} s" if value < 120 else f"{value / 60:.1f} min"
 
-    def render(self, data: dict[str, Any], svg: str | None, logs: dict[str, str]) -> str:
+    def render(
+        self, data: dict[str, Any], svg: str | None, logs: dict[str, str], *, can_act: bool = False
+    ) -> str:
+        self.can_act = can_act
         assets = data["assets"]
         bad = [n for n, a in assets.items() if a["freshness"] in ("stale", "never")]
         failed_jobs = [n for n, j in data["jobs"].items() if j["last_status"] == "failed"]
@@ -135,6 +152,7 @@ class Page:
             f"refreshes every {self.refresh} s</p></header><main>",
             f'<div class="banner {banner[0]}" id="banner">{_h(banner[1])}</div>',
             self._running(data),
+            self._active(data["recent_runs"]),
             self._jobs(data["jobs"]),
             self._arrivals(data.get("arrivals", {})),
             self._backfills(data.get("backfills", [])),
@@ -185,15 +203,44 @@ class Page:
             lines.append(f"Waiting for the warehouse: {_h(waiter.get('what'))}.")
         return f'<section id="running"><p>{" ".join(lines)}</p></section>' if lines else ""
 
+    def _active(self, runs: list[dict[str, Any]]) -> str:
+        """Runs going on now, each with its Cancel button."""
+        rows = []
+        for r in runs:
+            if r["status"] != "running":
+                continue
+            stopping = (f"stopping: cancel asked by {r['cancel_requested_by']}"
+                        if r.get("cancel_requested_at") else "")  # fmt: skip
+            button = (_button("cancel", "Cancel", {"run_id": r["run_id"]}, danger=True)
+                      if self.can_act and not stopping else "")  # fmt: skip
+            rows.append(
+                f'<tr class=active-run><td><a href="/runs/{_h(r["run_id"])}">{_h(r["run_id"])}'
+                f"</a></td><td>{_h(r['job'] or 'materialize')}</td><td>{_h(r['trigger'])}</td>"
+                f"<td>{_h(self.when(r['started_at']))}</td><td>{_h(stopping)}{button}</td></tr>"
+            )
+        headers = ["run", "job", "trigger", "started", ""]
+        return _table("active", "Running now", headers, rows) if rows else ""
+
+    def _job_buttons(self, name: str) -> str:
+        if not self.can_act:
+            return ""
+        return _button("run", "Run now", {"job": name}) + (
+            f'<form class="act backfill" method=get action="/confirm/backfill">'
+            f'<input type=hidden name=job value="{_h(name)}">'
+            '<input type=date name=start required aria-label="first day"> to '
+            '<input type=date name=end required aria-label="last day"> '
+            "<button type=submit>Backfill</button></form>"
+        )
+
     def _jobs(self, jobs: dict[str, Any]) -> str:
         rows = [
-            f"<tr><td><b>{_h(name)}</b></td><td>{_h(j['schedule'])}</td>"
+            f'<tr id="job-{_h(name)}"><td><b>{_h(name)}</b></td><td>{_h(j["schedule"])}</td>'
             f"<td>{_h(self.when(j['next_run']))}</td><td>{self.badge(j['last_status'])}</td>"
             f"<td>{_h(self.when(j['last_started']))}</td><td>{self.seconds(j['last_seconds'])}</td>"
-            f'<td class="err">{_h(j["last_error"])}</td></tr>'
+            f'<td class="err">{_h(j["last_error"])}</td><td>{self._job_buttons(name)}</td></tr>'
             for name, j in jobs.items()
         ]
-        headers = ["job", "schedule", "next run", "last result", "started", "took", "error"]
+        headers = ["job", "schedule", "next run", "last result", "started", "took", "error", ""]
         return _table("jobs", "Jobs", headers, rows)
 
     def _arrivals(self, arrivals: dict[str, Any]) -> str:
@@ -244,7 +291,7 @@ class Page:
         backfills: list[dict[str, Any]] | None = None,
     ) -> str:  # fmt: skip
         ranges = {b["backfill_id"]: b for b in backfills or []}
-        failed = [r for r in runs if r["status"] in ("failed", "interrupted")][:3]
+        failed = [r for r in runs if r["status"] in STOPPED][:3]
         if not failed:
             return ""
         out = ['<section id="failures"><h2>What failed</h2>']
@@ -267,17 +314,23 @@ class Page:
             out.append("</table>")
             backfill = ranges.get(run["run_id"])
             if backfill is not None:
+                resume = _button("backfill", "Resume backfill", {
+                    "job": backfill["job"], "start": backfill["start"], "end": backfill["end"]
+                }) if self.can_act and backfill["job"] else ""  # fmt: skip
                 out.append(
                     f"<p>{_h(run.get('error') or '')}. Once it is fixed, the same command takes the"
                     f" backfill up again from chunk {_h(backfill['failed_chunk'])}: "
                     f'<code class="rerun">python runner.py backfill {_h(backfill["job"])} '
-                    f"--start {_h(backfill['start'])} --end {_h(backfill['end'])}</code></p>"
+                    f"--start {_h(backfill['start'])} --end {_h(backfill['end'])}</code> "
+                    f"{resume}</p>"
                 )
             else:
+                rerun = (_button("rerun", "Rerun from failure", {"run_id": run["run_id"]})
+                         if self.can_act else "")  # fmt: skip
                 out.append(
                     "<p>Once it is fixed, run again only what failed and what depends on it: "
                     f'<code class="rerun">python runner.py rerun {_h(run["run_id"])} '
-                    "--from-failure</code></p>"
+                    f"--from-failure</code> {rerun}</p>"
                 )
             tail = logs.get(run["run_id"])
             if tail is not None:
@@ -305,7 +358,8 @@ class Page:
 
     def _runs(self, runs: list[dict[str, Any]]) -> str:
         rows = [
-            f'<tr><td><a href="/runs/{_h(r["run_id"])}/log">{_h(r["run_id"])}</a></td>'
+            f'<tr><td><a href="/runs/{_h(r["run_id"])}">{_h(r["run_id"])}</a> '
+            f'<a class=muted href="/runs/{_h(r["run_id"])}/log">log</a></td>'
             f"<td>{_h(r['job'] or 'materialize')}</td><td>{self.trigger(r)}</td>"
             f"<td>{self.badge(r['status'])}</td><td>{_h(self.when(r['started_at']))}</td>"
             f"<td>{self.seconds(r['seconds'])}</td><td class=err>{_h(r['error'])}</td></tr>"
@@ -381,6 +435,106 @@ class Page:
         ]  # fmt: skip
         return "\n".join(p for p in parts if p)
 
+    def _shell(self, title: str, body: list[str], *, refresh: int | None = None,
+               sub: str = "") -> str:  # fmt: skip
+        head = [
+            "<!doctype html><html lang=en><head><meta charset=utf-8>",
+            f'<meta http-equiv="refresh" content="{refresh}">' if refresh else "",
+            '<meta name=viewport content="width=device-width, initial-scale=1">',
+            f"<title>{_h(title)} - daybreak</title><style>{CSS}</style></head><body>",
+            f'<header><h1>{_h(title)}</h1><p><a href="/" style="color:#fff">status</a>'
+            f"{' · ' + _h(sub) if sub else ''}</p></header><main>",
+        ]
+        return "\n".join(p for p in [*head, *body, "</main></body></html>"] if p)
+
+    def render_run(self, data: dict[str, Any], log_tail: str, *, can_act: bool = False) -> str:
+        """One run as it goes: status, who started it, each asset (or chunk), the log's tail;
+        reloads every 2 s while it runs, and has its Cancel button."""
+        run = data["run"]
+        running = run["status"] == "running"
+        stopping = running and run.get("cancel_requested_at")
+        by = f", started by {_h(run['origin'])}" if run.get("origin") else ""
+        ended = (f", ended {_h(self.when(run['ended_at']))} ({self.seconds(run['seconds'])})"
+                 if run["ended_at"] else "")  # fmt: skip
+        facts = [
+            f"{self.badge(run['status'])} {_h(run['job'] or 'materialize')}, "
+            f"{_h(run['trigger'])}{by}",
+            f"started {_h(self.when(run['started_at']))}{ended}",
+        ]
+        if run.get("cancel_requested_at"):
+            facts.append(f"cancel asked by {_h(run['cancel_requested_by'])} at "
+                         f"{_h(self.when(run['cancel_requested_at']))}")  # fmt: skip
+        if run.get("rerun_of"):
+            facts.append(f'rerun of <a href="/runs/{_h(run["rerun_of"])}">'
+                         f"{_h(run['rerun_of'])}</a>")  # fmt: skip
+        if run.get("error"):
+            facts.append(f"<span class=err>{_h(run['error'])}</span>")
+        buttons = ""
+        if can_act and running and not stopping:
+            buttons = _button("cancel", "Cancel", {"run_id": run["run_id"]}, danger=True)
+        elif can_act and run["status"] in STOPPED and data.get("progress") is None:
+            buttons = _button("rerun", "Rerun from failure", {"run_id": run["run_id"]})
+        elif can_act and run["status"] in STOPPED and run.get("job"):
+            p = data["progress"]
+            again = {"job": run["job"], "start": p["start"], "end": p["end"]}
+            buttons = _button("backfill", "Resume backfill", again)
+        attempts = [
+            f"<tr class=attempt><td>{_h(a['asset'])}</td><td>{a['attempt']}</td>"
+            f"<td>{self.badge(a['status'])}</td><td>{self.seconds(a.get('seconds'))}</td>"
+            f'<td class="err">{_h(((a.get("error") or "").splitlines() or [""])[0])}</td></tr>'
+            for a in data["attempts"]
+        ]
+        chunks = [
+            f"<tr class=chunk><td>{_h(c['start_day'])}..{_h(c['end_day'])}</td>"
+            f"<td>{self.badge(c['status'])}</td><td>{_h(c['rows'])}</td>"
+            f"<td>{_h(c['run_id'] or '')}</td></tr>"
+            for c in data.get("chunks", [])
+        ]
+        progress = data.get("progress")
+        body = [
+            f'<div class="banner {BADGE.get(run["status"], "off").replace("run", "warn")}" '
+            f'id="run-status" data-status="{_h(run["status"])}">'
+            + "; ".join(facts) + "</div>",
+            f'<section id="controls">{buttons}</section>' if buttons else "",
+            f'<section id="progress"><p>{_h(progress["line"])}</p></section>' if progress else "",
+            _table("chunks", "Chunks", ["days", "status", "rows", "run"], chunks) if chunks else "",
+            _table("attempts", "Assets", ["asset", "attempt", "status", "took", "error"],
+                   attempts) if attempts else "",
+            f'<section id="log"><h2>Log</h2><p><a href="/runs/{_h(run["run_id"])}/log">whole log'
+            f'</a></p><pre class="log">{_h(log_tail)}</pre></section>',
+        ]  # fmt: skip
+        return self._shell(f"run {run['run_id']}", body, refresh=2 if running else None,
+                           sub=run["job"] or "")  # fmt: skip
+
+    def render_confirm(self, action: str, question: str, fields: dict[str, str], csrf: str) -> str:
+        """The confirmation of an action: the POST that does it, with its one-time CSRF token."""
+        hidden = "".join(
+            f'<input type=hidden name="{_h(k)}" value="{_h(v)}">'
+            for k, v in {**fields, "csrf": csrf}.items()
+        )
+        body = [
+            f'<section id="confirm"><p>{_h(question)}</p>'
+            f'<form method=post action="/actions/{_h(action)}">{hidden}'
+            f'<button type=submit class="primary" id="confirm-button">Confirm</button> '
+            '<a href="/">Back</a></form></section>'
+        ]
+        return self._shell("Confirm", body)
+
+    def render_login(self, csrf: str, message: str = "") -> str:
+        body = [
+            f'<section id="login"><p class=err>{_h(message)}</p>' if message else
+            '<section id="login">',
+            "<p>This page needs daybreak's web token (DAYBREAK_WEB_TOKEN in the runner's .env)."
+            '</p><form method=post action="/login">'
+            f'<input type=hidden name=csrf value="{_h(csrf)}">'
+            '<input type=password name=token autocomplete=current-password aria-label=token '
+            'required> <button type=submit class=primary>Sign in</button></form></section>',
+        ]  # fmt: skip
+        return self._shell("Sign in", body)
+
+    def render_message(self, title: str, message: str) -> str:
+        return self._shell(title, [f'<section id="message"><p>{_h(message)}</p></section>'])
+
     def _lineage(self, svg: str | None) -> str:
         if svg is None:
             return ""
@@ -448,13 +602,41 @@ class StatusSite:
             log.warning("lineage picture unavailable: %s", exc)
             return None
 
-    def html(self) -> str:
+    def html(self, *, can_act: bool = False) -> str:
         data = self.status(self.settings)
         logs: dict[str, str] = {}
         for run in data["recent_runs"]:
-            if run["status"] in ("failed", "interrupted") and len(logs) < 3:
+            if run["status"] in STOPPED and len(logs) < 3:
                 logs[run["run_id"]] = self.log_tail(run["run_id"])
-        return self.page.render(data, self.svg(), logs)
+        return self.page.render(data, self.svg(), logs, can_act=can_act)
+
+    def run_data(self, run_id: str) -> dict[str, Any] | None:
+        """One run for the run page and /api/runs/ID: the run, its attempts, a backfill's
+        chunks and progress."""
+        if not RUN_ID.fullmatch(run_id):
+            return None
+        history = History(self.settings.state)
+        run = history.run(run_id)
+        if run is None:
+            return None
+        data: dict[str, Any] = {"run": run_entry(history, run), "attempts": []}
+        for part in [run, *reversed(history.runs(part_of=run.run_id, limit=500))]:
+            data["attempts"] += [
+                {k: a[k] for k in ("asset", "attempt", "status", "seconds", "error", "run_id")}
+                for a in history.attempts(part.run_id)
+            ]
+        chunks = history.chunks(run.run_id)
+        if chunks:
+            data["chunks"] = chunks
+            now = progress(history, run)
+            data["progress"] = {**now.as_json(), "line": now.line()}
+        return data
+
+    def run_html(self, run_id: str, *, can_act: bool = False) -> str | None:
+        data = self.run_data(run_id)
+        if data is None:
+            return None
+        return self.page.render_run(data, self.log_tail(run_id), can_act=can_act)
 
     def asset_html(self, name: str) -> str | None:
         if not ASSET.fullmatch(name):
@@ -477,101 +659,3 @@ class StatusSite:
             return "(no log file: pruned, or the run wrote none)"
         lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
         return redact("\n".join(lines[-LOG_TAIL_LINES:]))
-
-
-def _handler(site: StatusSite) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        server_version = "daybreak"
-
-        def log_message(self, format: str, *args: Any) -> None:  # quiet: one line per request
-            log.debug("status page: " + format, *args)
-
-        def _send(self, code: int, body: str | bytes, kind: str) -> None:
-            data = body.encode() if isinstance(body, str) else body
-            self.send_response(code)
-            self.send_header("Content-Type", kind)
-            self.send_header("Content-Length", str(len(data)))
-            self.send_header("Cache-Control", "no-store")
-            self.send_header("X-Content-Type-Options", "nosniff")
-            self.end_headers()
-            if self.command != "HEAD":
-                self.wfile.write(data)
-
-        def do_HEAD(self) -> None:
-            self.do_GET()
-
-        def do_GET(self) -> None:
-            path = self.path.split("?", 1)[0]
-            try:
-                if path == "/":
-                    self._send(200, site.html(), "text/html; charset=utf-8")
-                elif path == "/api/status":
-                    body = json.dumps(site.status(site.settings), indent=2)
-                    self._send(200, body, "application/json")
-                elif path == "/lineage.svg":
-                    svg = site.svg()
-                    if svg is None:
-                        self._send(503, "lineage unavailable\n", "text/plain; charset=utf-8")
-                    else:
-                        self._send(200, svg, "image/svg+xml")
-                elif (m := re.fullmatch(r"/assets/([^/]+)", path)) and (
-                    page := site.asset_html(m.group(1))
-                ) is not None:
-                    self._send(200, page, "text/html; charset=utf-8")
-                elif m := re.fullmatch(r"/api/assets/([A-Za-z0-9_]+)", path):
-                    try:
-                        body = json.dumps(asset_page(site.settings, m.group(1)), indent=2)
-                    except UnknownNameError:
-                        self._send(404, "not found\n", "text/plain; charset=utf-8")
-                    else:
-                        self._send(200, body, "application/json")
-                elif (m := re.fullmatch(r"/runs/([^/]+)/log", path)) and (
-                    site.log_path(m.group(1)) is not None
-                ):
-                    log_file = site.log_path(m.group(1))
-                    assert log_file is not None
-                    text = (
-                        redact(log_file.read_text(encoding="utf-8", errors="replace"))
-                        if log_file.exists()
-                        else "(the log file was pruned)\n"
-                    )
-                    self._send(200, text, "text/plain; charset=utf-8")
-                else:
-                    self._send(404, "not found\n", "text/plain; charset=utf-8")
-            except Exception as exc:
-                log.exception("status page: %s failed", path)
-                message = redact(f"{type(exc).__name__}: {exc}")
-                self._send(HTTPStatus.INTERNAL_SERVER_ERROR, message + "\n", "text/plain")
-
-    return Handler
-
-
-class StatusServer:
-    """The page's HTTP server, in a daemon thread of the runner."""
-
-    def __init__(self, site: StatusSite, host: str, port: int) -> None:
-        try:
-            self.httpd = ThreadingHTTPServer((host, port), _handler(site))
-        except OSError as exc:
-            raise OSError(
-                f"status page: cannot listen on {host}:{port} ({exc.strerror}); another runner? "
-                "Set [web] port, or run with --no-web"
-            ) from None
-        self.httpd.daemon_threads = True
-        self.thread = threading.Thread(
-            target=self.httpd.serve_forever, name="status-page", daemon=True
-        )
-
-    @property
-    def url(self) -> str:
-        host, port = self.httpd.server_address[:2]
-        return f"http://{host!s}:{port}/"
-
-    def start(self) -> StatusServer:
-        self.thread.start()
-        log.info("status page on %s", self.url)
-        return self
-
-    def stop(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()

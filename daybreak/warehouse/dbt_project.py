@@ -11,6 +11,7 @@ starting dbt at all. Every invocation gets the vars daybreak derives from the co
 
 from __future__ import annotations
 
+import ctypes
 import datetime as dt
 import hashlib
 import json
@@ -122,6 +123,92 @@ class DbtBuildReport:
         return text
 
 
+class DbtCancelled(Exception):
+    """A build stopped by a cancel (daybreak.runner.cancel); `report` holds what dbt finished."""
+
+    def __init__(self, report: DbtBuildReport) -> None:
+        self.report = report
+        done = [n.name for n in report.models if n.status == "success"]
+        super().__init__("dbt build cancelled" + (f" after {', '.join(done)}" if done else ""))
+
+
+def _cancel_open_connections() -> None:
+    """dbt's own cancellation of the statements its adapters are running (DuckDB interrupts the
+    statement; the model's transaction rolls back)."""
+    from dbt.adapters.factory import FACTORY
+
+    adapter: Any
+    for adapter in list(FACTORY.adapters.values()):
+        try:
+            if adapter.is_cancelable():
+                adapter.cancel_open_connections()
+        except Exception as exc:  # a connection closing under us: the next round tries again
+            log.debug("cancelling dbt's connections: %s", exc)
+
+
+class _Cancelling:
+    """What Ctrl-C does to `dbt build`, asked for from another thread.
+
+    On a KeyboardInterrupt in the thread that invoked it, dbt cancels its adapters' open
+    connections, waits for its worker threads, writes run_results.json and returns. A signal
+    reaches only the main thread, and runs run in worker threads, so once `cancel` is set this
+    raises KeyboardInterrupt in the invoking thread (CPython's PyThreadState_SetAsyncExc; it is
+    delivered when that thread next runs Python, i.e. when a node ends) and cancels the open
+    connections every few tenths of a second until dbt returns, which is what ends the node.
+    Only while the invocation runs: a cancel after it is a pending KeyboardInterrupt withdrawn.
+    """
+
+    def __init__(self, cancel: threading.Event | None) -> None:
+        self.cancel = cancel
+        self.fired = False
+        self._thread_id = threading.get_ident()
+        self._lock = threading.Lock()
+        self._active = False
+        self._done = threading.Event()
+        self._watcher = threading.Thread(target=self._watch, name="dbt-cancel", daemon=True)
+
+    def __enter__(self) -> _Cancelling:
+        if self.cancel is not None:
+            self._active = True
+            self._watcher.start()
+        return self
+
+    def _raise_in_invoker(self, exc: type[BaseException] | None) -> None:
+        ctypes.pythonapi.PyThreadState_SetAsyncExc(
+            ctypes.c_ulong(self._thread_id), ctypes.py_object(exc) if exc else None
+        )
+
+    def _watch(self) -> None:
+        assert self.cancel is not None
+        while not self.cancel.wait(0.2):
+            if self._done.is_set():
+                return
+        with self._lock:
+            if not self._active:
+                return
+            log.warning("cancel: stopping dbt (its running statements are rolled back)")
+            self._raise_in_invoker(KeyboardInterrupt)
+            self.fired = True
+        while not self._done.wait(0.3):
+            _cancel_open_connections()
+
+    def __exit__(self, *exc: object) -> None:
+        if self.cancel is None:
+            return
+        while True:
+            try:
+                with self._lock:
+                    self._active = False
+                    if self.fired:  # not delivered yet: withdrawn
+                        self._raise_in_invoker(None)
+                break
+            except KeyboardInterrupt:  # ours, delivered just now
+                if not self.fired:
+                    raise
+        self._done.set()
+        self._watcher.join()
+
+
 class DbtBuildFailed(Exception):
     """A model or test failed; names each with dbt's message. Downstream nodes were skipped."""
 
@@ -220,6 +307,14 @@ class _Invoker:
         self, args: list[str], manifest: Any = None, *, quiet: bool = True,
         callbacks: list[Any] | None = None,
     ) -> Any:  # fmt: skip
+        return self.invoke_cancellable(args, manifest, quiet=quiet, callbacks=callbacks)[0]
+
+    def invoke_cancellable(
+        self, args: list[str], manifest: Any = None, *, quiet: bool = True,
+        callbacks: list[Any] | None = None, cancel: threading.Event | None = None,
+    ) -> tuple[Any, bool]:  # fmt: skip
+        """dbtRunner's result, and whether `cancel` stopped it (the result is then partial or
+        None; run_results.json holds what dbt finished)."""
         from dbt.cli.main import dbtRunner
 
         flags = [*self.flags(), "--no-send-anonymous-usage-stats", "--no-version-check"]
@@ -230,7 +325,16 @@ class _Invoker:
             saved = {k: os.environ.get(k) for k in self.env}
             os.environ.update(self.env)
             try:
-                return dbtRunner(manifest=manifest, callbacks=callbacks).invoke([*args, *flags])
+                with _Cancelling(cancel) as cancelling:
+                    try:
+                        result = dbtRunner(manifest=manifest, callbacks=callbacks).invoke(
+                            [*args, *flags]
+                        )
+                    except KeyboardInterrupt:  # ours, delivered after dbt handled its own
+                        if not cancelling.fired:
+                            raise
+                        result = None
+                return result, cancelling.fired
             finally:
                 for key, value in saved.items():
                     if value is None:
@@ -385,12 +489,18 @@ class DbtProject:
 
     # -- building -------------------------------------------------------------------------
 
-    def build(self, select: list[str], *, full_refresh: bool = False) -> DbtBuildReport:
+    def build(
+        self, select: list[str], *, full_refresh: bool = False,
+        cancel: threading.Event | None = None,
+    ) -> DbtBuildReport:  # fmt: skip
         """`dbt build --select SELECT` in one invocation, under the warehouse lock.
 
         Raises DbtBuildFailed naming every failed model and test; the report is on the error.
+        `cancel` set stops dbt through its own cancellation and raises DbtCancelled: each table
+        is as it was before the build or as the build made it; the reader copy is not refreshed.
         """
         started = time.monotonic()
+        wall_start = time.time()
         # cautious: a test runs only when every model it checks is selected (and so built).
         args = ["build", "--select", *select, "--indirect-selection", "cautious"]
         if full_refresh:
@@ -408,12 +518,20 @@ class DbtProject:
                 left = dt.timedelta(seconds=max(deadline - time.monotonic(), 0))
                 if not self.spark:  # a server engine has no file for another program to hold
                     wait_until_free(warehouse, self.layout, what, alert_after=left, timeout=left)
+                if cancel is not None and cancel.is_set():
+                    raise DbtCancelled(DbtBuildReport(select, []))
                 try:
-                    result = self._invoker().invoke(
-                        args, manifest=manifest, callbacks=[_node_finished]
+                    result, cancelled = self._invoker().invoke_cancellable(
+                        args, manifest=manifest, callbacks=[_node_finished], cancel=cancel
                     )
                 finally:
                     _release_warehouse()
+                if cancelled:
+                    report = DbtBuildReport(select, self._finished_nodes(manifest, wall_start))
+                    report.seconds = round(time.monotonic() - started, 3)
+                    log.warning("dbt build cancelled; finished before it stopped: %s",
+                                ", ".join(n.name for n in report.models) or "no model")  # fmt: skip
+                    raise DbtCancelled(report)
                 # A program that opened the warehouse between the wait and dbt's connect: nothing
                 # was written (dbt could not open the file), so wait for it and build again.
                 if not _held_by_another(result) or time.monotonic() >= deadline:
@@ -439,6 +557,27 @@ class DbtProject:
         if report.failures:
             raise DbtBuildFailed(report)
         return report
+
+    def _finished_nodes(self, manifest: Any, since: float) -> list[NodeResult]:
+        """What a cancelled build finished, from the run_results.json dbt writes as it stops."""
+        path = self.target_dir / "run_results.json"
+        try:
+            if path.stat().st_mtime < since:
+                return []  # dbt stopped before it ran anything
+            results = json.loads(path.read_text(encoding="utf-8"))["results"]
+        except (OSError, ValueError, KeyError):
+            return []
+        nodes = []
+        for r in results:
+            node = manifest.nodes.get(r.get("unique_id"))
+            if node is None:
+                continue
+            nodes.append(NodeResult(
+                unique_id=node.unique_id, name=node.name, resource_type=str(node.resource_type),
+                status=str(r.get("status")), seconds=round(float(r.get("execution_time") or 0), 3),
+                message=str(r.get("message") or ""), attached_to=_attached_model(node, manifest),
+            ))  # fmt: skip
+        return nodes
 
     @staticmethod
     def _node_results(results: Any, manifest: Any) -> list[NodeResult]:
