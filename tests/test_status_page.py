@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import re
@@ -20,7 +21,7 @@ from daybreak.ingest import demo
 from daybreak.runner.history import History
 from daybreak.views import lineage, status_page, web
 from daybreak.views.status import status_data
-from tests.conftest import ROOT, run_runner, wait_for, write_config
+from tests.conftest import DEMO_END, ROOT, run_runner, wait_for, write_config
 
 pytestmark = pytest.mark.system_clock
 
@@ -177,3 +178,101 @@ def test_the_page_in_chromium_after_a_success_and_after_a_failure(tmp_path: Path
         assert (ARTIFACTS / "status-page-failure.png").stat().st_size > 10_000
     finally:
         runner.stop()
+
+
+MODELS = """
+[jobs.models]
+select = ["azure_ingestion_orders", "azure_ingestion_reference", "budget_ingestion",
+          "build_daily_sales_models"]
+"""
+RUN_PAGE = re.compile(r".*/runs/[0-9]{8}T[0-9]{6}Z-[0-9a-f]{6}$")
+
+
+def confirm(page: Page, button: Any, question: str) -> str:
+    """Click a page's button, confirm, and land on the run's page; the run's id."""
+    button.click()
+    page.wait_for_load_state()
+    assert question in page.locator("#confirm").inner_text()
+    page.locator("#confirm-button").click()
+    page.wait_for_load_state()
+    assert RUN_PAGE.match(page.url), page.locator("main").inner_text()
+    return page.url.rsplit("/", 1)[-1]
+
+
+def test_run_now_cancel_a_backfill_and_rerun_from_failure_from_the_page_in_chromium(
+    tmp_path: Path,
+) -> None:
+    config = write_config(tmp_path, MODELS, days=5, rows=5)
+    settings = load_settings(config, environ={})
+    demo.generate(settings)
+    history = History(settings.state)
+    runner = Runner(config, tmp_path / "runner.log")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    try:
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            assert runner.url is not None
+            page.goto(runner.url)
+            check_layout(page)
+
+            # Run now: the run's page follows it live until it ends.
+            job = page.locator("#job-models")
+            run_id = confirm(page, job.locator("form.run button"), "Run models now?")
+            page.wait_for_selector('#run-status[data-status="success"]', timeout=180_000)
+            assert "started by page (127.0.0.1)" in page.locator("#run-status").inner_text()
+            assert page.locator("#attempts tr.attempt").count() >= 5
+            record = history.run(run_id)
+            assert record is not None and record.origin == "page (127.0.0.1)"
+            page.screenshot(path=str(ARTIFACTS / "run-page.png"), full_page=True)
+
+            # Backfill twelve days a day a chunk, and cancel it once the first chunk is done.
+            start, end = DEMO_END - dt.timedelta(days=11), DEMO_END
+            page.goto(runner.url)
+            form = page.locator("#job-models form.backfill")
+            form.locator("input[name=start]").fill(start.isoformat())
+            form.locator("input[name=end]").fill(end.isoformat())
+            form.locator("input[name=chunk_days]").fill("1")
+            backfill_id = confirm(page, form.locator("button"), "Backfill models from")
+            wait_for(lambda: history.chunks(backfill_id)[0]["status"] == "success", 180,
+                     "the first chunk")  # fmt: skip
+            page.reload()
+            cancelled = confirm(page, page.locator("#controls form.cancel button"),
+                                f"Cancel run {backfill_id}?")  # fmt: skip
+            assert cancelled == backfill_id
+            page.wait_for_selector('#run-status[data-status="cancelled"]', timeout=180_000)
+            said = page.locator("#run-status").inner_text()
+            assert "cancel asked by page (127.0.0.1)" in said and "cancelled by page" in said
+            statuses = [c["status"] for c in history.chunks(backfill_id)]
+            assert statuses[0] == "success" and statuses.count("success") < len(statuses)
+            assert "running" not in statuses
+            page.screenshot(path=str(ARTIFACTS / "backfill-cancelled.png"), full_page=True)
+            # ... and the same command takes it up again where it stopped.
+            resumed = run_runner(
+                "backfill", "models", "--start", start.isoformat(), "--end", end.isoformat(),
+                "--chunk-days", "1", "--json", config=config, check=True,
+            )  # fmt: skip
+            done = json.loads(resumed.stdout)
+            assert done["run_id"] == backfill_id and done["resumed"] and done["status"] == "success"
+
+            # Rerun from failure after a bad file is fixed.
+            products = settings.paths.landing / BAD_PRODUCTS
+            good = products.read_bytes()
+            products.write_text("sku;name\n1;2\n")
+            assert run_runner("run", "models", config=config).returncode == 1
+            (failed,) = history.runs(job="models", limit=1)
+            products.write_bytes(good)
+            page.goto(runner.url)
+            rerun = page.locator("#failures form.rerun button").first
+            rerun_id = confirm(page, rerun, f"Rerun run {failed.run_id} from its failure")
+            page.wait_for_selector('#run-status[data-status="success"]', timeout=180_000)
+            record = history.run(rerun_id)
+            assert record is not None and record.rerun_of == failed.run_id
+            ran = {a["asset"] for a in history.attempts(rerun_id)}
+            assert "uk_products_sku" in ran and "uk_orders_azure" not in ran  # from the failure
+            browser.close()
+    finally:
+        runner.stop()
+    actions = [(a["action"], a["outcome"]) for a in history.actions(limit=20)]
+    assert ("run", "started") in actions and ("rerun", "started") in actions
+    assert any(a == "cancel" and o.startswith("cancel asked") for a, o in actions)

@@ -434,14 +434,7 @@ def _build_models(
         except DbtBuildFailed as failed:
             report = failed.report
         except DbtCancelled as cancelled:
-            done = {n.name for n in cancelled.report.models if n.status == "success"}
-            return {
-                m: _model_result(cancelled.report, m) if m in done else AssetResult(
-                    m, "cancelled", time.monotonic() - started,
-                    error="cancelled: dbt was stopped before it finished this model",
-                )
-                for m in models
-            }  # fmt: skip
+            return {m: _cancelled_result(cancelled.report, m, started) for m in models}
         except Exception as exc:  # dbt could not run at all: every model failed the same way
             error = redact(describe(exc))
             log.error("dbt build failed: %s", error)
@@ -451,6 +444,17 @@ def _build_models(
                 m: AssetResult(m, "failed", seconds, error=error, traceback=trace) for m in models
             }
     return {name: _model_result(report, name) for name in models}
+
+
+def _cancelled_result(report: DbtBuildReport, name: str, started: float) -> AssetResult:
+    """A model of a cancelled build: built and tested before the cancel, or `cancelled` (its
+    table as before, or built with its tests cut short: the next run builds and tests it)."""
+    result = _model_result(report, name)
+    if result.status == "success":
+        return result
+    what = "its tests did not finish" if result.status == "failed" else "it was not built"
+    return AssetResult(name, "cancelled", time.monotonic() - started,
+                       error=f"cancelled: dbt was stopped; {what}")  # fmt: skip
 
 
 def _model_result(report: DbtBuildReport, name: str) -> AssetResult:

@@ -68,7 +68,8 @@ pre{background:#f1f3f4;padding:8px;overflow-x:auto;font-size:12px;max-height:320
 .muted{color:#5f6368}.err{color:#a50e0e}
 .eta.at-risk p{color:#a50e0e;font-weight:600}
 .lineage{overflow-x:auto}.lineage svg{max-width:100%;height:auto}
-form.act{display:inline;margin:0 4px 0 0}form.act input[type=date]{font-size:12px}
+form.act{display:inline;margin:0 4px 0 0}form.act input{font-size:12px}
+form.backfill{display:block;margin-top:4px}td.act{white-space:normal;min-width:18ch}
 button{font:inherit;font-size:12px;padding:2px 10px;border-radius:6px;border:1px solid #1a237e;
  background:#fff;color:#1a237e;cursor:pointer}button.danger{border-color:#a50e0e;color:#a50e0e}
 button.primary{background:#1a237e;color:#fff}
@@ -228,8 +229,9 @@ class Page:
             f'<form class="act backfill" method=get action="/confirm/backfill">'
             f'<input type=hidden name=job value="{_h(name)}">'
             '<input type=date name=start required aria-label="first day"> to '
-            '<input type=date name=end required aria-label="last day"> '
-            "<button type=submit>Backfill</button></form>"
+            '<input type=date name=end required aria-label="last day"> in chunks of '
+            '<input type=number name=chunk_days value=7 min=1 max=366 aria-label="days a chunk" '
+            'style="width:4em"> days <button type=submit>Backfill</button></form>'
         )
 
     def _jobs(self, jobs: dict[str, Any]) -> str:
@@ -237,7 +239,7 @@ class Page:
             f'<tr id="job-{_h(name)}"><td><b>{_h(name)}</b></td><td>{_h(j["schedule"])}</td>'
             f"<td>{_h(self.when(j['next_run']))}</td><td>{self.badge(j['last_status'])}</td>"
             f"<td>{_h(self.when(j['last_started']))}</td><td>{self.seconds(j['last_seconds'])}</td>"
-            f'<td class="err">{_h(j["last_error"])}</td><td>{self._job_buttons(name)}</td></tr>'
+            f'<td class="err">{_h(j["last_error"])}</td><td class=act>{self._job_buttons(name)}</td></tr>'
             for name, j in jobs.items()
         ]
         headers = ["job", "schedule", "next run", "last result", "started", "took", "error", ""]

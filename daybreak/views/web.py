@@ -30,7 +30,7 @@ Who may do what (docs/ARCHITECTURE.md, "The page's access rules"):
 - Every action is recorded in the history with its origin "page (client address)" and outcome,
   refused ones included (an action over GET, a bad token, a replayed CSRF token, a bad body).
 - Responses: no caching, nosniff, no framing (clickjacking), a Content-Security-Policy with no
-  script, no referrer.
+  script, no referrer beyond the page itself.
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ from starlette.responses import (
 )
 from starlette.routing import Route
 
-from daybreak.errors import ConfigError, UnknownNameError, UsageError
+from daybreak.errors import ConfigError, UnknownNameError, UnknownRunError, UsageError
 from daybreak.logs import redact
 from daybreak.runner import actions
 from daybreak.runner.actions import Launcher, Refused
@@ -86,7 +86,7 @@ HEADERS = {
     "Cache-Control": "no-store",
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
-    "Referrer-Policy": "no-referrer",
+    "Referrer-Policy": "same-origin",  # no-referrer would make a browser send Origin: null
     "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' "
     "data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
 }
@@ -606,10 +606,12 @@ class WebApp:
             if done.outcome == "ended":
                 raise Denied(409, done.message)
             return done.run.run_id, done.message
-        except (UnknownNameError, Refused, UsageError) as exc:
-            status = 404 if isinstance(exc, UnknownNameError) else 409
-            status = 400 if type(exc) is UsageError else status
-            raise Denied(status, str(exc)) from None
+        except (UnknownNameError, UnknownRunError) as exc:
+            raise Denied(404, str(exc)) from None
+        except Refused as exc:
+            raise Denied(409, str(exc)) from None
+        except UsageError as exc:
+            raise Denied(400, str(exc)) from None
 
     @staticmethod
     def _wants_json(request: Request) -> bool:

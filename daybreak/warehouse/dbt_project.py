@@ -318,8 +318,8 @@ class _Invoker:
         from dbt.cli.main import dbtRunner
 
         flags = [*self.flags(), "--no-send-anonymous-usage-stats", "--no-version-check"]
-        if quiet:
-            flags += ["--quiet", "--no-use-colors"]
+        if quiet:  # daybreak logs each node itself; dbt's own lines go to its log file only
+            flags += ["--quiet", "--no-use-colors", "--log-level", "none"]
         self.target.mkdir(parents=True, exist_ok=True)
         with _invoke_lock:
             saved = {k: os.environ.get(k) for k in self.env}
