@@ -239,7 +239,8 @@ class Page:
             f'<tr id="job-{_h(name)}"><td><b>{_h(name)}</b></td><td>{_h(j["schedule"])}</td>'
             f"<td>{_h(self.when(j['next_run']))}</td><td>{self.badge(j['last_status'])}</td>"
             f"<td>{_h(self.when(j['last_started']))}</td><td>{self.seconds(j['last_seconds'])}</td>"
-            f'<td class="err">{_h(j["last_error"])}</td><td class=act>{self._job_buttons(name)}</td></tr>'
+            f'<td class="err">{_h(j["last_error"])}</td>'
+            f"<td class=act>{self._job_buttons(name)}</td></tr>"
             for name, j in jobs.items()
         ]
         headers = ["job", "schedule", "next run", "last result", "started", "took", "error", ""]
