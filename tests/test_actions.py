@@ -422,7 +422,9 @@ def test_runner_cancel_stops_a_backfill_in_another_process_and_the_same_command_
     assert statuses[0] == "success" and "running" not in statuses
     assert statuses.count("success") < len(chunks), "it stopped before the end"
     shown = run_runner("history", config=config, check=True).stdout
-    assert "cancelled" in shown
+    assert "cancelled by cli (" in shown and "started by cli (" in shown
+    audit = run_runner("history", "--actions", config=config, check=True).stdout
+    assert "cancel" in audit and ("already stopping" in audit or "ended cancelled" in audit)
 
     resumed = run_runner(*command, config=config, check=True)
     again_ended = json.loads(resumed.stdout)

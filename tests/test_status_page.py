@@ -255,6 +255,11 @@ def test_run_now_cancel_a_backfill_and_rerun_from_failure_from_the_page_in_chrom
             done = json.loads(resumed.stdout)
             assert done["run_id"] == backfill_id and done["resumed"] and done["status"] == "success"
 
+            page.goto(runner.url)  # every action on the page, with who asked from where
+            said = page.locator("#actions").inner_text()
+            assert "page (127.0.0.1)" in said and "cancel asked" in said
+            check_layout(page)
+
             # Rerun from failure after a bad file is fixed.
             products = settings.paths.landing / BAD_PRODUCTS
             good = products.read_bytes()

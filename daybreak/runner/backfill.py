@@ -230,8 +230,10 @@ def backfill(
                              f"running (pid {found.pid} on {found.host})")  # fmt: skip
         selection = settings.jobs[job].select
         if found is None:
-            run_id = history.start_run(selection, job=job, trigger="backfill", origin=origin)
-            history.add_chunks(run_id, chunk_days(start, end, chunk_size))
+            run_id = history.start_run(
+                selection, job=job, trigger="backfill", origin=origin,
+                chunks=chunk_days(start, end, chunk_size),
+            )  # fmt: skip
             resumed = False
         else:
             run_id, resumed = found.run_id, True

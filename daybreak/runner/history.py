@@ -101,7 +101,10 @@ class History:
         part_of: str | None = None,
         trigger_detail: dict[str, Any] | None = None,
         origin: str | None = None,
+        chunks: list[tuple[dt.date, dt.date]] | None = None,
     ) -> str:
+        """Record a run as `running`; a backfill's `chunks` in the same transaction, so no reader
+        ever sees a backfill without them."""
         started = clock.now()
         run_id = f"{started:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
         log_path = self.layout.run_log(run_id)
@@ -115,6 +118,8 @@ class History:
                  redact(json.dumps(trigger_detail)) if trigger_detail else None,
                  processes.own_key(), origin),
             )  # fmt: skip
+            if chunks:
+                _insert_chunks(con, run_id, chunks)
             moved = (trigger_detail or {}).get("cursor")
             if moved:  # an arrival run takes its files in the same transaction (no loss, no repeat)
                 move_cursor(con, moved["job"], seq=moved["to_seq"], latest_done=(
@@ -420,14 +425,6 @@ class History:
 
     # -- backfills (daybreak.runner.backfill) ---------------------------------------------
 
-    def add_chunks(self, backfill_id: str, chunks: list[tuple[dt.date, dt.date]]) -> None:
-        with self._connect() as con:
-            con.executemany(
-                "INSERT INTO backfill_chunks (backfill_id, chunk, start_day, end_day) "
-                "VALUES (?, ?, ?, ?)",
-                [(backfill_id, i, a.isoformat(), b.isoformat()) for i, (a, b) in enumerate(chunks)],
-            )
-
     def chunks(self, backfill_id: str) -> list[dict[str, Any]]:
         with self._connect() as con:
             rows = con.execute(
@@ -560,6 +557,15 @@ def move_cursor(
         "ON CONFLICT (job) DO UPDATE SET seq = coalesce(?, seq), "
         "latest_done = coalesce(?, latest_done), updated_at = excluded.updated_at",
         (job, seq or 0, latest_done, iso(clock.now()), seq, latest_done),
+    )
+
+
+def _insert_chunks(
+    con: sqlite3.Connection, backfill_id: str, chunks: list[tuple[dt.date, dt.date]]
+) -> None:
+    con.executemany(
+        "INSERT INTO backfill_chunks (backfill_id, chunk, start_day, end_day) VALUES (?, ?, ?, ?)",
+        [(backfill_id, i, a.isoformat(), b.isoformat()) for i, (a, b) in enumerate(chunks)],
     )
 
 

@@ -144,6 +144,9 @@ def _parser() -> argparse.ArgumentParser:
     _common(p)
     p.add_argument("--job", help="only this job's runs")
     p.add_argument("--asset", help="one asset's own history: its runs, rows, checks, last error")
+    p.add_argument("--actions", action="store_true",
+                   help="the actions asked of daybreak (run, rerun, backfill, cancel) from the "
+                   "CLI and the page: who, from where, what came of it")  # fmt: skip
     p.add_argument("--limit", type=int, default=20, help="how many runs (default 20)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(handler=_history)
@@ -376,6 +379,16 @@ def _trigger_line(detail: dict[str, Any]) -> str:
 def _history(settings: Settings, args: argparse.Namespace) -> int:
     if args.asset:
         return _asset_history(settings, args)
+    if args.actions:
+        done = History(settings.state).actions(limit=args.limit)
+        if args.json:
+            print(json.dumps(done, indent=2))
+            return EXIT_OK
+        for a in done:
+            fields = " ".join(f"{k}={v}" for k, v in a["params"].items())
+            print(f"{a['at']}  {a['action']:<11} {fields:<40} {a['origin']:<32} {a['outcome']}"
+                  + (f"  run {a['run_id']}" if a["run_id"] else ""))  # fmt: skip
+        return EXIT_OK
     runs = History(settings.state).runs(job=args.job, limit=args.limit)
     if args.json:
         print(json.dumps([r.__dict__ for r in runs], indent=2))
@@ -386,6 +399,8 @@ def _history(settings: Settings, args: argparse.Namespace) -> int:
               f"{seconds:>9}  {r.error or ''}")  # fmt: skip
         if r.detail:
             print(f"{'':<23} {_trigger_line(r.detail)}")
+        if r.origin:
+            print(f"{'':<23} started by {r.origin}")
     return EXIT_OK
 
 

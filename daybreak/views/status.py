@@ -256,4 +256,5 @@ def status_data(settings: Settings, recent_runs: int = 15) -> dict[str, Any]:
         "warehouse_lock": lock.holder(settings.state),
         "waiting_for_warehouse": lock.waiting(settings.state),
         "warehouse_held_outside": lock.outside_holder(settings.state),
+        "actions": history.actions(limit=10),  # run, rerun, backfill, cancel: who asked, how
     }

@@ -70,6 +70,7 @@ pre{background:#f1f3f4;padding:8px;overflow-x:auto;font-size:12px;max-height:320
 .lineage{overflow-x:auto}.lineage svg{max-width:100%;height:auto}
 form.act{display:inline;margin:0 4px 0 0}form.act input{font-size:12px}
 form.backfill{display:block;margin-top:4px}td.act{white-space:normal;min-width:18ch}
+#actions td{white-space:normal;overflow-wrap:anywhere}
 button{font:inherit;font-size:12px;padding:2px 10px;border-radius:6px;border:1px solid #1a237e;
  background:#fff;color:#1a237e;cursor:pointer}button.danger{border-color:#a50e0e;color:#a50e0e}
 button.primary{background:#1a237e;color:#fff}
@@ -160,6 +161,7 @@ class Page:
             self._failures(data["recent_runs"], logs, data.get("backfills", [])),
             self._runs(data["recent_runs"]),
             self._assets(assets),
+            self._actions(data.get("actions", [])),
             self._lineage(svg),
             "</main></body></html>",
         ]
@@ -375,6 +377,21 @@ class Page:
             headers,
             rows or ["<tr><td colspan=7 class=muted>no runs yet</td></tr>"],
         )
+
+    def _actions(self, actions: list[dict[str, Any]]) -> str:
+        """Who asked daybreak to start or stop work, from where, and what came of it."""
+        rows = [
+            f"<tr class=action><td>{_h(self.when(a['at']))}</td><td>{_h(a['action'])}</td>"
+            f"<td>{_h(' '.join(f'{k}={v}' for k, v in a['params'].items()))}</td>"
+            f"<td>{_h(a['origin'])}</td>"
+            f"<td{' class=err' if a['outcome'].startswith('refused') else ''}>"
+            f"{_h(a['outcome'])}</td>"
+            + (f'<td><a href="/runs/{_h(a["run_id"])}">{_h(a["run_id"])}</a></td></tr>'
+               if a.get("run_id") else "<td></td></tr>")
+            for a in actions
+        ]  # fmt: skip
+        headers = ["when", "action", "with", "by", "outcome", "run"]
+        return _table("actions", "Recent actions", headers, rows) if rows else ""
 
     def _assets(self, assets: dict[str, Any]) -> str:
         rows = [
