@@ -29,6 +29,7 @@ from daybreak.runner.history import History
 from daybreak.state import StateDb
 from daybreak.views import cli
 from daybreak.warehouse import lock
+from daybreak.warehouse.backup import damaged
 from tests.conftest import DEMO_END, ran_flow, write_config
 
 
@@ -255,3 +256,28 @@ def test_a_lock_record_left_by_a_dead_holder_is_ignored_and_its_takeover_said(
     with caplog.at_level(logging.WARNING), lock.warehouse_lock(settings.state, "test") as held:
         assert held
     assert "took over the warehouse lock left by build_daily_sales_models" in caplog.text
+
+
+def test_a_sound_warehouse_with_free_blocks_is_not_taken_for_a_damaged_one(tmp_path: Path) -> None:
+    """DuckDB cuts free blocks off the end of its file, while total_blocks still counts them: a
+    sound file is then shorter than total_blocks take (the check once moved such a file aside),
+    and a file cut by a single block is still caught."""
+    path = tmp_path / "w.duckdb"
+    con = duckdb.connect(str(path))
+    con.execute("CREATE TABLE keep AS SELECT range AS id, 'x' || range AS name FROM range(200000)")
+    con.execute("CHECKPOINT")
+    con.execute("CREATE TABLE big AS SELECT range AS id, random() AS v FROM range(2000000)")
+    con.execute("CHECKPOINT")
+    con.execute("DROP TABLE big")
+    con.execute("CHECKPOINT")  # the file is cut to the blocks in use ...
+    con.close()
+    con = duckdb.connect(str(path))  # ... and opened again, the dropped ones count as free
+    size, total, free = con.execute(
+        "SELECT block_size, total_blocks, free_blocks FROM pragma_database_size()"
+    ).fetchone()
+    con.close()
+    assert free > 0 and path.stat().st_size < 3 * 4096 + size * total  # the old check's trap
+    assert damaged(path) is None
+    whole = path.read_bytes()
+    path.write_bytes(whole[: len(whole) - size])  # one block short
+    assert damaged(path) is not None  # cut short, or a block it needs cannot be read

@@ -162,7 +162,8 @@ def test_runs_are_recorded_with_logs_and_shown_by_history_and_logs(tmp_path: Pat
     bad = run_runner("run", "daily_sales_flow", config=config)
     assert bad.returncode == 1
 
-    listed = run_runner("history", config=config, check=True).stdout.splitlines()
+    listed = [line for line in run_runner("history", config=config, check=True).stdout.splitlines()
+              if not line.startswith(" ")]  # a run's line, not the lines under it  # fmt: skip
     assert listed[0].split()[1:4] == ["daily_sales_flow", "manual", "failed"]
     assert run_id in listed[1] and "success" in listed[1]
     shown = run_runner("logs", run_id, config=config, check=True).stdout

@@ -112,6 +112,24 @@ class Recovery:
 _HEADERS = 3 * 4096  # DuckDB's file header and its two database headers, before the blocks
 
 
+def _last_data_block(con: duckdb.DuckDBPyConnection) -> int:
+    """The highest block id any table's data sits in (-1 for none), from the storage metadata:
+    no table data is read."""
+    last = -1
+    tables = con.execute(
+        "SELECT schema_name, table_name FROM duckdb_tables() "
+        "WHERE database_name = current_database()"
+    ).fetchall()
+    for schema, table in tables:
+        name = '"{}"."{}"'.format(schema.replace('"', '""'), table.replace('"', '""'))
+        row = con.execute(
+            "SELECT max(block_id) FROM pragma_storage_info(?) WHERE block_id >= 0", [name]
+        ).fetchone()
+        if row and row[0] is not None:
+            last = max(last, int(row[0]))
+    return last
+
+
 def damaged(path: Path) -> str | None:
     """Why the DuckDB file at `path` cannot be opened for writing (a failed WAL replay, a file
     cut short, not a database), or None: it opens, is missing, or another program holds it."""
@@ -124,9 +142,10 @@ def damaged(path: Path) -> str | None:
         try:
             if path.with_name(path.name + ".wal").exists():
                 con.execute("CHECKPOINT")  # folded in now: the file below is then complete
-            size, blocks = con.execute(
-                "SELECT block_size, total_blocks FROM pragma_database_size()"
+            size, used = con.execute(
+                "SELECT block_size, used_blocks FROM pragma_database_size()"
             ).fetchone() or (0, 0)
+            last = _last_data_block(con)
         finally:
             con.close()
     except duckdb.Error as exc:
@@ -134,8 +153,10 @@ def damaged(path: Path) -> str | None:
             return None
         return f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}"
     # DuckDB opens a file cut short (its catalogue sits in the first blocks) and fails only
-    # when a table's data is read: the blocks it counts must all be in the file.
-    needed = _HEADERS + int(size) * int(blocks)
+    # when a table's data is read: every block a table's data sits in, and as many blocks as
+    # are in use, must be in the file. Not total_blocks: it counts the free blocks too, and
+    # DuckDB cuts free blocks off the end of the file (a sound file is shorter than that).
+    needed = _HEADERS + int(size) * max(int(used), last + 1)
     have = path.stat().st_size
     if have < needed:
         return f"the file is cut short: {have:,} bytes of the {needed:,} its blocks take"
