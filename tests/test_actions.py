@@ -433,3 +433,53 @@ def test_runner_cancel_stops_a_backfill_in_another_process_and_the_same_command_
     assert {c["status"] for c in history.chunks(backfill_run.run_id)} == {"success"}
     recorded = [(a["action"], a["outcome"][:10]) for a in history.actions(limit=10)]
     assert ("cancel", "cancel ask") in recorded and ("backfill", "started") in recorded
+
+
+def test_hostile_cookies_tokens_and_numbers_get_a_4xx_never_a_500(page: Page) -> None:
+    url, bearer = page.url, {"Authorization": f"Bearer {TOKEN}"}
+    for cookie in ("²².x.y", "9999999999.é.x", "1" * 5000 + ".a.b", "...", "a.b"):
+        got = requests.get(url + "/", cookies={"daybreak_session": cookie}, timeout=10)
+        assert got.status_code == 401, cookie[:40]  # not signed in, and no crash
+    browser = signed_in(page)
+    for csrf in ("²³.x.y", "a.9999999999.é", "a." + "9" * 5000 + ".b", ""):
+        got = browser.post(url + "/actions/run", data={"job": "tiny", "csrf": csrf},
+                           allow_redirects=False, timeout=10)  # fmt: skip
+        assert got.status_code in (400, 403), csrf[:40]  # too long, or not a token
+    for days in ("²", "0", "367", "-1", "1e3"):
+        got = requests.post(
+            url + "/actions/backfill",
+            headers=bearer,
+            timeout=10,
+            json={"job": "tiny", "start": "2026-03-30", "end": "2026-03-31", "chunk_days": days},
+        )
+        assert got.status_code == 400, days
+        confirm = browser.get(f"{url}/confirm/backfill?job=tiny&start=2026-03-30&end=2026-03-31"
+                              f"&chunk_days={days}", timeout=10)  # fmt: skip
+        assert confirm.status_code == 400, days
+    assert page.runs() == []
+    # Signing out ends the session on the server: the old cookie no longer works.
+    cookie = browser.cookies["daybreak_session"]
+    browser.post(url + "/logout", timeout=10)
+    stolen = requests.get(url + "/api/status", cookies={"daybreak_session": cookie}, timeout=10)
+    assert stolen.status_code == 401
+    # A wrong bearer token counts as a failed sign-in: guessing is throttled there too.
+    wrong = [requests.get(url + "/api/status", headers={"Authorization": "Bearer nope"},
+                          timeout=10).status_code for _ in range(7)]  # fmt: skip
+    assert wrong[:5] == [401] * 5 and wrong[-1] == 429
+
+
+def test_two_clicks_at_once_start_one_run(page: Page) -> None:
+    bearer = {"Authorization": f"Bearer {TOKEN}"}
+    answers: list[int] = []
+
+    def click() -> None:
+        answers.append(requests.post(page.url + "/actions/run", json={"job": "tiny"},
+                                     headers=bearer, timeout=60).status_code)  # fmt: skip
+
+    both = [threading.Thread(target=click) for _ in range(2)]
+    for thread in both:
+        thread.start()
+    for thread in both:
+        thread.join()
+    assert sorted(answers) == [202, 409]
+    assert len(page.runs()) == 1

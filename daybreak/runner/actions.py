@@ -109,6 +109,9 @@ class Launcher:
         self.max_running = max_running or settings.web.max_page_runs
         self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
+        # One start at a time, from its checks until its run is recorded: two clicks at once
+        # never start the same job twice, nor more than max_running.
+        self._starting = threading.Lock()
 
     def running(self) -> int:
         with self._lock:
@@ -168,12 +171,13 @@ class Launcher:
             message = f"unknown job {job!r} (jobs: {', '.join(self.settings.jobs) or 'none'})"
             history.record_action("run", params, origin, f"refused: {message}")
             raise UnknownNameError(message)
-        self._not_running(history, job, "run", params, origin)
         select = self.settings.jobs[job].select
-        return self._launch("run", params, origin, lambda on_start: execute_run(
-            self.settings, select, job=job, trigger="manual", stop=self.stop,
-            observers=self.observers, origin=origin, on_start=on_start,
-        ))  # fmt: skip
+        with self._starting:
+            self._not_running(history, job, "run", params, origin)
+            return self._launch("run", params, origin, lambda on_start: execute_run(
+                self.settings, select, job=job, trigger="manual", stop=self.stop,
+                observers=self.observers, origin=origin, on_start=on_start,
+            ))  # fmt: skip
 
     def rerun(self, run_id: str, origin: str, *, from_failure: bool = True) -> str:
         """Rerun from failure: what failed, was skipped or never ran, and what is below it."""
@@ -192,12 +196,13 @@ class Launcher:
             message = f"run {run_id} has nothing that failed or was skipped: nothing to rerun"
             history.record_action("rerun", params, origin, f"refused: {message}")
             raise Refused(message)
-        if run.job:
-            self._not_running(history, run.job, "rerun", params, origin)
-        return self._launch("rerun", params, origin, lambda on_start: execute_run(
-            self.settings, selection, job=run.job, trigger="rerun", rerun_of=run.run_id,
-            stop=self.stop, observers=self.observers, origin=origin, on_start=on_start,
-        ))  # fmt: skip
+        with self._starting:
+            if run.job:
+                self._not_running(history, run.job, "rerun", params, origin)
+            return self._launch("rerun", params, origin, lambda on_start: execute_run(
+                self.settings, selection, job=run.job, trigger="rerun", rerun_of=run.run_id,
+                stop=self.stop, observers=self.observers, origin=origin, on_start=on_start,
+            ))  # fmt: skip
 
     def backfill(
         self, job: str, start: dt.date, end: dt.date, origin: str, *, chunk_days: int = 7
@@ -211,11 +216,12 @@ class Launcher:
             message = f"unknown job {job!r} (jobs: {', '.join(self.settings.jobs) or 'none'})"
             history.record_action("backfill", params, origin, f"refused: {message}")
             raise UnknownNameError(message)
-        self._not_running(history, job, "backfill", params, origin)
-        return self._launch("backfill", params, origin, lambda on_start: backfill(
-            self.settings, job, start, end, chunk_size=chunk_days, stop=self.stop,
-            observers=self.observers, origin=origin, on_start=on_start,
-        ))  # fmt: skip
+        with self._starting:
+            self._not_running(history, job, "backfill", params, origin)
+            return self._launch("backfill", params, origin, lambda on_start: backfill(
+                self.settings, job, start, end, chunk_size=chunk_days, stop=self.stop,
+                observers=self.observers, origin=origin, on_start=on_start,
+            ))  # fmt: skip
 
     def _not_running(
         self, history: History, job: str, action: str, params: dict[str, Any], origin: str

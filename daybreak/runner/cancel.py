@@ -57,6 +57,7 @@ class CancelWatch:
         self.stop = threading.Event()
         self.requested: tuple[str, str] | None = None  # (when, by whom)
         self._done = threading.Event()
+        self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._watch, name="cancel-watch", daemon=True)
 
     def __enter__(self) -> CancelWatch:
@@ -72,22 +73,25 @@ class CancelWatch:
         self._thread.join()
 
     def check(self) -> tuple[str, str] | None:
-        """Read the request now (the watch also does, every `poll` seconds)."""
-        if self.requested is None:
-            asked = self.history.cancel_request(self.run_ids)
-            if asked is not None:
-                self.requested = asked
-                log.warning("%s: stopping at the next safe point", cancelled_error(asked))
-                self.cancel.set()
-                self.stop.set()
-        return self.requested
+        """Read the request now (the watch also does, every `poll` seconds); a database that
+        cannot be read just now answers with what is known."""
+        with self._lock:
+            if self.requested is None:
+                try:
+                    asked = self.history.cancel_request(self.run_ids)
+                except Exception as exc:  # busy or locked: read again next time
+                    log.debug("cancel watch: %s", exc)
+                    return None
+                if asked is not None:
+                    self.requested = asked
+                    log.warning("%s: stopping at the next safe point", cancelled_error(asked))
+                    self.cancel.set()
+                    self.stop.set()
+            return self.requested
 
     def _watch(self) -> None:
         while not self._done.wait(self.poll):
             if self.outer is not None and self.outer.is_set():
                 self.stop.set()
-            try:
-                if self.check() is not None:
-                    return
-            except Exception as exc:  # a busy or locked database: read again next time
-                log.debug("cancel watch: %s", exc)
+            if self.check() is not None:
+                return

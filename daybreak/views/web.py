@@ -50,6 +50,7 @@ import time
 import urllib.parse
 from typing import Any
 
+import anyio
 import uvicorn
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -81,6 +82,9 @@ SESSION_SECONDS = 12 * 3600
 SESSION_COOKIE = "daybreak_session"
 USED_NONCES = 50_000  # replay memory; each entry is forgotten once its token has expired
 LOGIN_FAILURES = 5  # a client address gets this many wrong tokens a minute, then 429
+MAX_SESSIONS = 1000  # signed-in browsers at once
+REFUSALS_RECORDED = 30  # refused requests recorded per client address a minute
+BODY_SECONDS = 10  # a body that takes longer to arrive is refused (408)
 JOB = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,100}")
 HEADERS = {
     "Cache-Control": "no-store",
@@ -93,12 +97,14 @@ HEADERS = {
 
 
 class Denied(Exception):
-    """A request refused: its HTTP status and the reason said back (and recorded)."""
+    """A request refused: its HTTP status and the reason said back (and recorded, unless
+    `recorded`: daybreak.runner.actions did already)."""
 
-    def __init__(self, status: int, reason: str) -> None:
+    def __init__(self, status: int, reason: str, *, recorded: bool = False) -> None:
         super().__init__(reason)
         self.status = status
         self.reason = reason
+        self.recorded = recorded
 
 
 def is_loopback(host: str) -> bool:
@@ -145,7 +151,9 @@ class Access:
         self.names = host_names(bound, names)
         self._key = secrets.token_bytes(32)  # sessions and CSRF tokens end with the process
         self._used: collections.OrderedDict[str, float] = collections.OrderedDict()
+        self._sessions: collections.OrderedDict[str, float] = collections.OrderedDict()
         self._failures: dict[str, collections.deque[float]] = {}
+        self._refusals: dict[str, collections.deque[float]] = {}
         self._lock = threading.Lock()
 
     # -- Host and origin -------------------------------------------------------------------
@@ -175,52 +183,73 @@ class Access:
 
     # -- who -------------------------------------------------------------------------------
 
-    def _sign(self, text: str) -> str:
-        return hmac.new(self._key, text.encode(), hashlib.sha256).hexdigest()
+    def _sign(self, text: str) -> bytes:
+        return hmac.new(self._key, text.encode(), hashlib.sha256).hexdigest().encode()
+
+    def verify_token(self, given: str, client: str) -> bool:
+        """A token given at /login or as a bearer: compared in constant time; an address that
+        gave LOGIN_FAILURES wrong ones within a minute is refused (429) for the rest of it."""
+        now = time.monotonic()
+        with self._lock:  # checked and counted at once: parallel guesses count too
+            recent = self._failures.get(client)
+            if recent is not None and len(recent) == LOGIN_FAILURES and now - recent[0] < 60:
+                raise Denied(429, "too many wrong tokens from this address; wait a minute")
+            good = self.token is not None and hmac.compare_digest(
+                given.encode("utf-8", "replace"), self.token.encode()
+            )
+            if not good:
+                if recent is None:
+                    if len(self._failures) >= 1000:  # bounded: forget the oldest address
+                        self._failures.pop(next(iter(self._failures)))
+                    recent = self._failures[client] = collections.deque(maxlen=LOGIN_FAILURES)
+                recent.append(now)
+        return good
 
     def bearer(self, request: Request) -> bool:
-        """Whether the request carries the token itself (a script)."""
+        """Whether the request carries the right token itself (a script); a wrong one counts
+        as a failed sign-in of its address."""
         given = request.headers.get("authorization", "")
         if self.token is None or not given.lower().startswith("bearer "):
             return False
-        return hmac.compare_digest(given[7:].strip().encode(), self.token.encode())
+        return self.verify_token(given[7:].strip(), _client(request))
 
     def session(self, request: Request) -> str | None:
-        """The request's valid session cookie, if any."""
+        """The request's live session (signed by this process, not expired, not signed out)."""
         value = request.cookies.get(SESSION_COOKIE, "")
-        expiry, _, signature = value.partition(".")
-        if not expiry.isdigit() or int(expiry) < time.time():
+        parts = value.split(".")
+        if len(parts) != 3 or not _digits(parts[1]):
             return None
-        if not hmac.compare_digest(signature, self._sign(f"session|{expiry}")):
+        sid, expiry, signature = parts
+        if int(expiry) < time.time() or not hmac.compare_digest(
+            signature.encode("utf-8", "replace"), self._sign(f"session|{sid}|{expiry}")
+        ):
             return None
-        return value
+        with self._lock:
+            return value if sid in self._sessions else None
 
     def new_session(self) -> str:
+        sid = secrets.token_urlsafe(16)
         expiry = str(int(time.time()) + SESSION_SECONDS)
-        return f"{expiry}.{self._sign(f'session|{expiry}')}"
+        with self._lock:
+            now = time.time()
+            for old in [k for k, v in self._sessions.items() if v < now]:
+                del self._sessions[old]
+            while len(self._sessions) >= MAX_SESSIONS:  # bounded: the oldest signs in again
+                self._sessions.popitem(last=False)
+            self._sessions[sid] = float(expiry)
+        return f"{sid}.{expiry}.{self._sign(f'session|{sid}|{expiry}').decode()}"
+
+    def end_session(self, request: Request) -> None:
+        value = self.session(request)
+        if value is not None:
+            with self._lock:
+                self._sessions.pop(value.split(".")[0], None)
 
     def signed_in(self, request: Request) -> bool:
-        return self.token is None or self.bearer(request) or self.session(request) is not None
+        return self.token is None or self.session(request) is not None or self.bearer(request)
 
     def may_read(self, request: Request) -> bool:
         return self.token is None or self.public_read or self.signed_in(request)
-
-    def check_token(self, given: str, client: str) -> bool:
-        """A token typed at /login; too many wrong ones from one address are refused a while."""
-        now = time.monotonic()
-        with self._lock:
-            recent = self._failures.setdefault(client, collections.deque(maxlen=LOGIN_FAILURES))
-            if len(recent) == LOGIN_FAILURES and now - recent[0] < 60:
-                raise Denied(429, "too many wrong tokens from this address; wait a minute")
-            if len(self._failures) > 1000:  # bounded: forget the oldest addresses
-                self._failures.pop(next(iter(self._failures)))
-        good = self.token is not None and hmac.compare_digest(given.encode(), self.token.encode())
-        if not good:
-            with self._lock:
-                self._failures.setdefault(client, collections.deque(maxlen=LOGIN_FAILURES)).append(
-                    now
-                )
-        return good
 
     # -- CSRF -----------------------------------------------------------------------------
 
@@ -230,7 +259,8 @@ class Access:
     def csrf_token(self, request: Request) -> str:
         nonce = secrets.token_urlsafe(16)
         expiry = str(int(time.time()) + CSRF_SECONDS)
-        return f"{nonce}.{expiry}.{self._sign(f'csrf|{nonce}|{expiry}|{self._binding(request)}')}"
+        signed = self._sign(f"csrf|{nonce}|{expiry}|{self._binding(request)}").decode()
+        return f"{nonce}.{expiry}.{signed}"
 
     def spend_csrf(self, request: Request, token: str | None) -> None:
         """Accept a CSRF token once: signed by this process for this session, not expired, and
@@ -238,23 +268,43 @@ class Access:
         if not token:
             raise Denied(403, "missing CSRF token: act from the page's confirmation")
         parts = token.split(".")
-        if len(parts) != 3 or not parts[1].isdigit():
+        if len(parts) != 3 or not _digits(parts[1]):
             raise Denied(403, "malformed CSRF token")
         nonce, expiry, signature = parts
         expected = self._sign(f"csrf|{nonce}|{expiry}|{self._binding(request)}")
-        if not hmac.compare_digest(signature, expected):
+        if not hmac.compare_digest(signature.encode("utf-8", "replace"), expected):
             raise Denied(403, "CSRF token not valid for this session (sign in again and retry)")
         now = time.time()
         if int(expiry) < now:
             raise Denied(403, "CSRF token expired: reload the page and retry")
         with self._lock:
-            while self._used and (
-                next(iter(self._used.values())) < now or len(self._used) >= USED_NONCES
-            ):
+            while self._used and next(iter(self._used.values())) < now:
                 self._used.popitem(last=False)
             if nonce in self._used:
                 raise Denied(403, "CSRF token already used: reload the page to act again")
+            if len(self._used) >= USED_NONCES:  # never forget a live one: refuse instead
+                raise Denied(503, "too many actions within the hour; try again later")
             self._used[nonce] = float(expiry)
+
+    def may_record(self, client: str) -> bool:
+        """Whether a refusal from this address is still recorded (at most REFUSALS_RECORDED a
+        minute each: a flood of bad requests cannot fill the history)."""
+        now = time.monotonic()
+        with self._lock:
+            recent = self._refusals.get(client)
+            if recent is None:
+                if len(self._refusals) >= 1000:
+                    self._refusals.pop(next(iter(self._refusals)))
+                recent = self._refusals[client] = collections.deque(maxlen=REFUSALS_RECORDED)
+            if len(recent) == REFUSALS_RECORDED and now - recent[0] < 60:
+                return False
+            recent.append(now)
+            return True
+
+
+def _digits(text: str) -> bool:
+    """Plain ASCII digits, as many as a Unix time has (int() takes other digits too)."""
+    return 0 < len(text) <= 12 and text.isascii() and text.isdigit()
 
 
 def _client(request: Request) -> str:
@@ -264,13 +314,17 @@ def _client(request: Request) -> str:
 async def _body(request: Request) -> dict[str, str]:
     """The action's fields from a form-encoded or JSON body of at most MAX_BODY_BYTES."""
     length = request.headers.get("content-length")
-    if length is not None and (not length.isdigit() or int(length) > MAX_BODY_BYTES):
+    if length is not None and (not _digits(length) or int(length) > MAX_BODY_BYTES):
         raise Denied(413, f"body over {MAX_BODY_BYTES} bytes")
     data = b""
-    async for chunk in request.stream():
-        data += chunk
-        if len(data) > MAX_BODY_BYTES:
-            raise Denied(413, f"body over {MAX_BODY_BYTES} bytes")
+    try:
+        with anyio.fail_after(BODY_SECONDS):  # a body trickled in byte by byte holds no slot
+            async for chunk in request.stream():
+                data += chunk
+                if len(data) > MAX_BODY_BYTES:
+                    raise Denied(413, f"body over {MAX_BODY_BYTES} bytes")
+    except TimeoutError:
+        raise Denied(408, f"the body took over {BODY_SECONDS} s to arrive") from None
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
     try:
         text = data.decode("utf-8")
@@ -317,7 +371,7 @@ def _day(fields: dict[str, str], name: str) -> dt.date:
 
 def _chunk_days(fields: dict[str, str]) -> int:
     text = fields.get("chunk_days") or "7"
-    if not text.isdigit() or not 1 <= int(text) <= 366:
+    if not _digits(text) or not 1 <= int(text) <= 366:
         raise Denied(400, "chunk_days: give 1 to 366")
     return int(text)
 
@@ -356,6 +410,7 @@ class WebApp:
             Route("/actions/{action}", self.act_not_post,
                   methods=["GET", "HEAD", "PUT", "PATCH", "DELETE", "OPTIONS"]),
         ])  # fmt: skip
+        self.app.add_exception_handler(Denied, self._denied)
         self.app.add_exception_handler(Exception, self._crashed)
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
@@ -368,12 +423,10 @@ class WebApp:
                 log.warning("status page: refused Host %r from %s", (host or "")[:80],
                             (scope.get("client") or ["?"])[0])  # fmt: skip
                 if scope["path"].startswith("/actions/"):
-                    self._record(
-                        scope["path"],
-                        {},
-                        (scope.get("client") or ["?"])[0],
+                    await run_in_threadpool(
+                        self._record, scope["path"], {}, (scope.get("client") or ["?"])[0],
                         f"refused 421: Host {(host or '')[:80]!r} is not this page's",
-                    )
+                    )  # fmt: skip
                 response = PlainTextResponse(
                     "misdirected request: this Host is not one of the page's names "
                     "([web] names)\n", status_code=421, headers=HEADERS,
@@ -382,10 +435,16 @@ class WebApp:
                 return
         await self.app(scope, receive, send)
 
+    async def _denied(self, request: Request, exc: Exception) -> Response:
+        """A refusal raised while reading (too many wrong tokens): said, never a 500."""
+        assert isinstance(exc, Denied)
+        return self._text(exc.reason + "\n", exc.status)
+
     async def _crashed(self, request: Request, exc: Exception) -> Response:
-        log.error("status page: %s failed: %s", request.url.path, exc, exc_info=exc)
-        message = redact(f"{type(exc).__name__}: {exc}")
-        return PlainTextResponse(message + "\n", status_code=500, headers=HEADERS)
+        log.error("status page: %s failed: %s", request.url.path, redact(str(exc)),
+                  exc_info=exc)  # fmt: skip
+        return PlainTextResponse("internal error: the runner's log says what\n", status_code=500,
+                                 headers=HEADERS)  # fmt: skip
 
     @staticmethod
     def _text(text: str, status: int = 200, kind: str = "text/plain; charset=utf-8") -> Response:
@@ -523,7 +582,7 @@ class WebApp:
             self.access.same_site(request)
             fields = await _body(request)
             self.access.spend_csrf(request, fields.get("csrf"))
-            if not self.access.check_token(fields.get("token", ""), client):
+            if not self.access.verify_token(fields.get("token", ""), client):
                 raise Denied(401, "wrong token")
         except Denied as denied:
             await run_in_threadpool(self._record, "login", {}, client,
@@ -537,6 +596,12 @@ class WebApp:
         return response
 
     async def logout(self, request: Request) -> Response:
+        """Sign out: the session ends here (this process forgets it), not only in the browser."""
+        try:
+            self.access.same_site(request)
+        except Denied as denied:
+            return self._text(denied.reason + "\n", denied.status)
+        self.access.end_session(request)
         response = RedirectResponse("/", status_code=303, headers=HEADERS)
         response.delete_cookie(SESSION_COOKIE, path="/")
         return response
@@ -545,6 +610,10 @@ class WebApp:
 
     def _record(self, action: str, params: dict[str, Any], client: str, outcome: str,
                 run_id: str | None = None) -> None:  # fmt: skip
+        if outcome.startswith("refused") and not self.access.may_record(client):
+            log.warning("status page: %s from %s %s (not recorded: too many)", action, client,
+                        outcome[:200])  # fmt: skip
+            return
         try:
             History(self.site.settings.state).record_action(
                 action.rsplit("/", 1)[-1][:40], params, actions.page_origin(client), outcome,
@@ -556,7 +625,7 @@ class WebApp:
     async def act_not_post(self, request: Request) -> Response:
         action = request.path_params["action"]
         await run_in_threadpool(
-            self._record, action, dict(request.query_params), _client(request),
+            self._record, action, {}, _client(request),
             f"refused 405: {request.method} does nothing; actions are POSTs",
         )  # fmt: skip
         return Response("405: actions are POSTs (with a CSRF token, or the bearer token)\n",
@@ -579,9 +648,10 @@ class WebApp:
             params = {k: v for k, v in fields.items() if k != "csrf"}
             run_id, message = await run_in_threadpool(self._do, action, params, client)
         except Denied as denied:
-            params = {k: v for k, v in fields.items() if k != "csrf"}
-            await run_in_threadpool(self._record, action, params, client,
-                                    f"refused {denied.status}: {denied.reason}")  # fmt: skip
+            if not denied.recorded:
+                params = {k: v for k, v in fields.items() if k != "csrf"}
+                await run_in_threadpool(self._record, action, params, client,
+                                        f"refused {denied.status}: {denied.reason}")  # fmt: skip
             return self._answer(request, denied.status, {"error": denied.reason})
         url = f"/runs/{run_id}"
         if self._wants_json(request):
@@ -604,14 +674,14 @@ class WebApp:
             run_id = _field(params, "run_id", RUN_ID, "a run id")
             done = actions.cancel(self.site.settings, run_id, origin)
             if done.outcome == "ended":
-                raise Denied(409, done.message)
+                raise Denied(409, done.message, recorded=True)
             return done.run.run_id, done.message
-        except (UnknownNameError, UnknownRunError) as exc:
-            raise Denied(404, str(exc)) from None
+        except (UnknownNameError, UnknownRunError) as exc:  # recorded by runner.actions
+            raise Denied(404, str(exc), recorded=True) from None
         except Refused as exc:
-            raise Denied(409, str(exc)) from None
+            raise Denied(409, str(exc), recorded=True) from None
         except UsageError as exc:
-            raise Denied(400, str(exc)) from None
+            raise Denied(400, str(exc), recorded=True) from None
 
     @staticmethod
     def _wants_json(request: Request) -> bool:
