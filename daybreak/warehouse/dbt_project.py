@@ -155,7 +155,10 @@ class _Cancelling:
     raises KeyboardInterrupt in the invoking thread (CPython's PyThreadState_SetAsyncExc; it is
     delivered when that thread next runs Python, i.e. when a node ends) and cancels the open
     connections every few tenths of a second until dbt returns, which is what ends the node.
-    Only while the invocation runs: a cancel after it is a pending KeyboardInterrupt withdrawn.
+
+    Armed only while dbtRunner.invoke runs (`arm` and `disarm` around it, inside the caller's
+    `try ... except KeyboardInterrupt`): a KeyboardInterrupt not yet delivered when it is
+    disarmed is withdrawn, so none ever lands outside the invocation.
     """
 
     def __init__(self, cancel: threading.Event | None) -> None:
@@ -169,44 +172,46 @@ class _Cancelling:
 
     def __enter__(self) -> _Cancelling:
         if self.cancel is not None:
-            self._active = True
             self._watcher.start()
         return self
 
+    def arm(self) -> None:
+        with self._lock:
+            self._active = True
+
+    def disarm(self) -> None:
+        with self._lock:
+            self._active = False
+            if self.fired:  # not delivered yet: withdrawn (delivered: nothing to withdraw)
+                self._raise_in_invoker(None)
+
     def _raise_in_invoker(self, exc: type[BaseException] | None) -> None:
-        ctypes.pythonapi.PyThreadState_SetAsyncExc(
+        done = ctypes.pythonapi.PyThreadState_SetAsyncExc(
             ctypes.c_ulong(self._thread_id), ctypes.py_object(exc) if exc else None
         )
+        if done > 1:  # more than one thread: undo, as CPython's documentation says
+            ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(self._thread_id), None)
 
     def _watch(self) -> None:
         assert self.cancel is not None
-        while not self.cancel.wait(0.2):
-            if self._done.is_set():
-                return
-        with self._lock:
-            if not self._active:
-                return
-            log.warning("cancel: stopping dbt (its running statements are rolled back)")
-            self._raise_in_invoker(KeyboardInterrupt)
-            self.fired = True
+        while not self._done.is_set():
+            if not self.cancel.wait(0.2):
+                continue
+            with self._lock:
+                if self._active and not self.fired:
+                    log.warning("cancel: stopping dbt (its running statements are rolled back)")
+                    self.fired = True  # before the exception: the invoker must know it is ours
+                    self._raise_in_invoker(KeyboardInterrupt)
+            if self.fired:
+                break
+            self._done.wait(0.05)  # asked before dbt started: wait for it to start (or end)
         while not self._done.wait(0.3):
             _cancel_open_connections()
 
     def __exit__(self, *exc: object) -> None:
-        if self.cancel is None:
-            return
-        while True:
-            try:
-                with self._lock:
-                    self._active = False
-                    if self.fired:  # not delivered yet: withdrawn
-                        self._raise_in_invoker(None)
-                break
-            except KeyboardInterrupt:  # ours, delivered just now
-                if not self.fired:
-                    raise
         self._done.set()
-        self._watcher.join()
+        if self._watcher.is_alive():
+            self._watcher.join()
 
 
 class DbtBuildFailed(Exception):
@@ -327,12 +332,15 @@ class _Invoker:
             try:
                 with _Cancelling(cancel) as cancelling:
                     try:
+                        cancelling.arm()
                         result = dbtRunner(manifest=manifest, callbacks=callbacks).invoke(
                             [*args, *flags]
                         )
-                    except KeyboardInterrupt:  # ours, delivered after dbt handled its own
+                        cancelling.disarm()
+                    except KeyboardInterrupt:  # ours, delivered outside dbt's own handling
                         if not cancelling.fired:
                             raise
+                        cancelling.disarm()
                         result = None
                 return result, cancelling.fired
             finally:
