@@ -355,6 +355,24 @@ def test_on_this_desktop_with_no_token_the_buttons_work_but_still_need_csrf(
         done = browser.post(page.url + "/actions/run", data={"job": "tiny", "csrf": token},
                             headers={"Accept": "application/json"}, timeout=30)  # fmt: skip
         assert done.status_code == 202 and done.json()["run_id"] in page.runs()
+        page.launcher.join(120)
+        # Everything the CLI starts, the page starts: materialize an asset, with --full.
+        asset_page = browser.get(page.url + "/assets/uk_new_names", timeout=30)
+        assert "/confirm/materialize" in asset_page.text
+        token = confirm_token(browser, page, "materialize?assets=uk_new_names")
+        full = browser.post(page.url + "/actions/materialize",
+                            data={"assets": "uk_new_names", "full": "true", "csrf": token},
+                            headers={"Accept": "application/json"}, timeout=30)  # fmt: skip
+        assert full.status_code == 202, full.text
+        page.launcher.join(120)
+        record = page.history.run(full.json()["run_id"])
+        assert record is not None and record.status == "success" and record.job is None
+        assert "full refresh" in (record.plan or "") and record.origin == "page (127.0.0.1)"
+        unknown = browser.post(page.url + "/actions/materialize",
+                               data={"assets": "nope", "csrf": confirm_token(
+                                   browser, page, "materialize?assets=nope")},
+                               timeout=30, allow_redirects=False)  # fmt: skip
+        assert unknown.status_code == 404
     finally:
         page.close()
 

@@ -163,9 +163,10 @@ class Launcher:
         history.record_action(action, params, origin, "started", run_id)
         return run_id
 
-    def run_job(self, job: str, origin: str) -> str:
-        """Run now: the job's ordinary run (its plan skips what is up to date)."""
-        params = {"job": job}
+    def run_job(self, job: str, origin: str, *, full: bool = False) -> str:
+        """Run now: the job's ordinary run (its plan skips what is up to date), or with `full`
+        a full refresh (`runner.py run JOB --full`)."""
+        params: dict[str, Any] = {"job": job, **({"full": True} if full else {})}
         history = History(self.settings.state)
         if job not in self.settings.jobs:
             message = f"unknown job {job!r} (jobs: {', '.join(self.settings.jobs) or 'none'})"
@@ -176,7 +177,23 @@ class Launcher:
             self._not_running(history, job, "run", params, origin)
             return self._launch("run", params, origin, lambda on_start: execute_run(
                 self.settings, select, job=job, trigger="manual", stop=self.stop,
-                observers=self.observers, origin=origin, on_start=on_start,
+                observers=self.observers, origin=origin, on_start=on_start, full_refresh=full,
+            ))  # fmt: skip
+
+    def materialize(self, names: list[str], origin: str, *, full: bool = False) -> str:
+        """Materialize assets (or groups) with what they need (`runner.py materialize`)."""
+        params: dict[str, Any] = {"assets": names, **({"full": True} if full else {})}
+        history = History(self.settings.state)
+        assets = catalogue.catalogue(catalogue.build_driver(self.settings))
+        try:
+            catalogue.select(assets, names)
+        except UnknownNameError as exc:
+            history.record_action("materialize", params, origin, f"refused: {exc}")
+            raise
+        with self._starting:
+            return self._launch("materialize", params, origin, lambda on_start: execute_run(
+                self.settings, names, trigger="manual", stop=self.stop, observers=self.observers,
+                origin=origin, on_start=on_start, full_refresh=full,
             ))  # fmt: skip
 
     def rerun(self, run_id: str, origin: str, *, from_failure: bool = True) -> str:

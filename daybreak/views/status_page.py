@@ -417,7 +417,7 @@ class Page:
             f'<td class="err">{_h(error)}</td></tr>'
         )
 
-    def render_asset(self, data: dict[str, Any]) -> str:
+    def render_asset(self, data: dict[str, Any], *, can_act: bool = False) -> str:
         """One asset's page: why, checks, a chart of rows and duration per day, its runs."""
         name, state = data["asset"], data["state"]
 
@@ -442,7 +442,9 @@ class Page:
             f"{_h(data['why']['sentence'])}</div>",
             f'<section id="about"><p>{_h(data["description"])}</p>'
             f"<p>Upstream: {links(data['upstream'])}</p>"
-            f"<p>Downstream: {links(data['downstream'])}</p></section>",
+            f"<p>Downstream: {links(data['downstream'])}</p>"
+            + (_button("materialize", "Materialize", {"assets": name}) if can_act else "")
+            + "</section>",
             _table("checks", "Checks", ["check", "result", "failing rows", "message"],
                    checks) if checks else "",
             '<section id="chart"><h2>Rows and duration per day</h2>'
@@ -526,12 +528,21 @@ class Page:
         return self._shell(f"run {run['run_id']}", body, refresh=2 if running else None,
                            sub=run["job"] or "")  # fmt: skip
 
-    def render_confirm(self, action: str, question: str, fields: dict[str, str], csrf: str) -> str:
-        """The confirmation of an action: the POST that does it, with its one-time CSRF token."""
+    def render_confirm(
+        self, action: str, question: str, fields: dict[str, str], csrf: str, *,
+        full_option: bool = False,
+    ) -> str:  # fmt: skip
+        """The confirmation of an action: the POST that does it, with its one-time CSRF token
+        (and, for a run, the choice of a full refresh)."""
         hidden = "".join(
             f'<input type=hidden name="{_h(k)}" value="{_h(v)}">'
             for k, v in {**fields, "csrf": csrf}.items()
         )
+        if full_option:
+            hidden += (
+                '<p><label><input type=checkbox name=full value=true id="full"> full '
+                "refresh: resync the whole history and rebuild everything</label></p>"
+            )
         body = [
             f'<section id="confirm"><p>{_h(question)}</p>'
             f'<form method=post action="/actions/{_h(action)}">{hidden}'
@@ -658,14 +669,14 @@ class StatusSite:
             return None
         return self.page.render_run(data, self.log_tail(run_id), can_act=can_act)
 
-    def asset_html(self, name: str) -> str | None:
+    def asset_html(self, name: str, *, can_act: bool = False) -> str | None:
         if not ASSET.fullmatch(name):
             return None
         try:
             data = asset_page(self.settings, name)
         except UnknownNameError:
             return None
-        return self.page.render_asset(data)
+        return self.page.render_asset(data, can_act=can_act)
 
     def log_path(self, run_id: str) -> Path | None:
         if not RUN_ID.fullmatch(run_id):

@@ -9,8 +9,9 @@ Reading (GET; HEAD too):
 - `/confirm/<action>`     the confirmation of a button (changes nothing); `/login` the sign-in
 
 Acting (POST only, each the same code path as the CLI: daybreak.runner.actions):
-- `/actions/run` (job), `/actions/rerun` (run_id), `/actions/backfill` (job, start, end,
-  chunk_days), `/actions/cancel` (run_id); form-encoded or JSON, at most 8 KiB.
+- `/actions/run` (job, full), `/actions/materialize` (assets: comma-separated asset or group
+  names, full), `/actions/rerun` (run_id), `/actions/backfill` (job, start, end, chunk_days),
+  `/actions/cancel` (run_id); form-encoded or JSON, at most 8 KiB.
   A browser is sent to the run's page (303); a script (JSON body or `Accept: application/json`)
   gets 202 with `{"run_id": ..., "url": ...}`. `/login` and `/logout` are POSTs too.
 
@@ -86,6 +87,8 @@ MAX_SESSIONS = 1000  # signed-in browsers at once
 REFUSALS_RECORDED = 30  # refused requests recorded per client address a minute
 BODY_SECONDS = 10  # a body that takes longer to arrive is refused (408)
 JOB = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,100}")
+ASSETS = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,100}(,[A-Za-z_][A-Za-z0-9_]{0,100}){0,19}")
+ACTIONS = ("run", "materialize", "rerun", "backfill", "cancel")
 HEADERS = {
     "Cache-Control": "no-store",
     "X-Content-Type-Options": "nosniff",
@@ -517,7 +520,7 @@ class WebApp:
         denied = self._need_read(request)
         if denied:
             return denied
-        page = self.site.asset_html(request.path_params["name"])
+        page = self.site.asset_html(request.path_params["name"], can_act=self._can_act(request))
         return self._html(page) if page is not None else self._text("not found\n", 404)
 
     def api_asset(self, request: Request) -> Response:
@@ -543,7 +546,10 @@ class WebApp:
             return self._html(self.site.page.render_message("Cannot do that", denied.reason),
                               denied.status)  # fmt: skip
         csrf = self.access.csrf_token(request)
-        return self._html(self.site.page.render_confirm(action, question, fields, csrf))
+        full = action in ("run", "materialize")  # `--full` is a choice on the confirmation
+        return self._html(
+            self.site.page.render_confirm(action, question, fields, csrf, full_option=full)
+        )
 
     def _question(self, action: str, query: dict[str, str]) -> tuple[str, dict[str, str]]:
         jobs = self.site.settings.jobs
@@ -553,6 +559,10 @@ class WebApp:
                 raise Denied(404, f"unknown job {job!r}")
             return (f"Run {job} now? Its plan runs what is not up to date "
                     f"({', '.join(jobs[job].select)}).", {"job": job})  # fmt: skip
+        if action == "materialize":
+            names = _field(query, "assets", ASSETS, "asset or group names, comma-separated")
+            return (f"Materialize {names.replace(',', ', ')} now, with what it needs upstream "
+                    "that is not up to date?", {"assets": names})  # fmt: skip
         if action == "rerun":
             run_id = _field(query, "run_id", RUN_ID, "a run id")
             return (f"Rerun run {run_id} from its failure: what failed, was skipped or never "
@@ -571,7 +581,7 @@ class WebApp:
             return (f"Cancel run {run_id}? It stops at its next safe point (between assets, "
                     "between backfill chunks, or inside dbt); what it finished is kept.",
                     {"run_id": run_id})  # fmt: skip
-        raise Denied(404, f"no action {action[:40]!r} (run, rerun, backfill, cancel)")
+        raise Denied(404, f"no action {action[:40]!r} ({', '.join(ACTIONS)})")
 
     def login_form(self, request: Request) -> Response:
         return self._html(self.site.page.render_login(self.access.csrf_token(request)))
@@ -635,8 +645,8 @@ class WebApp:
         action, client = request.path_params["action"], _client(request)
         fields: dict[str, str] = {}
         try:
-            if action not in ("run", "rerun", "backfill", "cancel"):
-                raise Denied(404, f"no action {action[:40]!r} (run, rerun, backfill, cancel)")
+            if action not in ACTIONS:
+                raise Denied(404, f"no action {action[:40]!r} ({', '.join(ACTIONS)})")
             self.access.same_site(request)
             bearer = self.access.bearer(request)
             if not bearer and not self.access.signed_in(request):
@@ -662,9 +672,13 @@ class WebApp:
         """The action itself (recorded by daybreak.runner.actions); the run it concerns."""
         origin = actions.page_origin(client)
         try:
+            full = params.get("full", "").lower() in ("true", "1", "on", "yes")
             if action == "run":
                 job = _field(params, "job", JOB, "a job name")
-                return self.launcher.run_job(job, origin), "started"
+                return self.launcher.run_job(job, origin, full=full), "started"
+            if action == "materialize":
+                names = _field(params, "assets", ASSETS, "asset or group names, comma-separated")
+                return self.launcher.materialize(names.split(","), origin, full=full), "started"
             if action == "rerun":
                 run_id = _field(params, "run_id", RUN_ID, "a run id")
                 return self.launcher.rerun(run_id, origin), "started"
