@@ -23,7 +23,8 @@ from typing import Any
 
 from daybreak.assets import catalogue
 from daybreak.config import Settings
-from daybreak.errors import UnknownNameError, UnknownRunError
+from daybreak.errors import UnknownNameError, UnknownRunError, describe
+from daybreak.logs import redact
 from daybreak.runner import recovery
 from daybreak.runner.backfill import backfill
 from daybreak.runner.execute import ObserverFactory, execute_run, rerun_selection
@@ -184,7 +185,7 @@ class Launcher:
         """Materialize assets (or groups) with what they need (`runner.py materialize`)."""
         params: dict[str, Any] = {"assets": names, **({"full": True} if full else {})}
         history = History(self.settings.state)
-        assets = catalogue.catalogue(catalogue.build_driver(self.settings))
+        assets = self._graph("materialize", params, origin, history)
         try:
             catalogue.select(assets, names)
         except UnknownNameError as exc:
@@ -207,7 +208,7 @@ class Launcher:
         if run.status == "running":
             history.record_action("rerun", params, origin, "refused: still running")
             raise Refused(f"run {run_id} is still running")
-        assets = catalogue.catalogue(catalogue.build_driver(self.settings))
+        assets = self._graph("rerun", params, origin, history)
         selection = rerun_selection(history, assets, run, from_failure=from_failure)
         if not selection:
             message = f"run {run_id} has nothing that failed or was skipped: nothing to rerun"
@@ -239,6 +240,18 @@ class Launcher:
                 self.settings, job, start, end, chunk_size=chunk_days, stop=self.stop,
                 observers=self.observers, origin=origin, on_start=on_start,
             ))  # fmt: skip
+
+    def _graph(
+        self, action: str, params: dict[str, Any], origin: str, history: History
+    ) -> dict[str, catalogue.Asset]:
+        """The asset graph, or a refusal that says why it cannot be built now (a dbt project
+        that does not parse): recorded, never a bare 500."""
+        try:
+            return catalogue.catalogue(catalogue.build_driver(self.settings))
+        except Exception as exc:
+            message = f"the asset graph cannot be built: {redact(describe(exc))}"
+            history.record_action(action, params, origin, f"refused: {message}")
+            raise Refused(message) from None
 
     def _not_running(
         self, history: History, job: str, action: str, params: dict[str, Any], origin: str
