@@ -330,3 +330,32 @@ def test_two_processes_building_at_once_both_succeed_one_after_the_other(tmp_pat
     assert all("11/11 models built" in text for text in texts)
     # The models count as materialized by the build: freshness and status see them.
     assert "qi_executive_daily_sales" in History(settings.state).last_success()
+
+
+def test_a_rewritten_crm_file_moves_first_orders_and_every_day_it_touches(tmp_path: Path) -> None:
+    """The CRM corrects first-order dates, later as well as earlier: each customer's first order
+    and the new customers of every day it touches (the day it left and the day it came to) are
+    recomputed by the next ordinary (incremental) build."""
+    settings = new_settings(tmp_path)
+    assert run(settings, "build_daily_sales_models")["build_daily_sales_models"].ok
+    crm = settings.paths.landing / datasets.UK_NEW_NAMES.prefix / "new_names.csv"
+    with crm.open(newline="", encoding="utf-8") as fh:
+        reader = csv.DictReader(fh)
+        fields, rows = list(reader.fieldnames or []), list(reader)
+    first_day = DEMO_END - dt.timedelta(days=DAYS - 1)
+    for i, row in enumerate(rows):  # every third later, into the lake's days; every third earlier
+        known = dt.date.fromisoformat(row["first_order_date"])
+        if i % 3 == 0:
+            row["first_order_date"] = (first_day + dt.timedelta(days=i % DAYS)).isoformat()
+        elif i % 3 == 1:
+            row["first_order_date"] = (known - dt.timedelta(days=40)).isoformat()
+    with crm.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(rows)
+    assert run(settings, "build_daily_sales_models")["build_daily_sales_models"].ok
+    days = [first_day + dt.timedelta(days=i) for i in range(DAYS)]
+    got = dict(query(settings, "SELECT order_date, new_customers FROM int_orders_summary_daily "
+                               "WHERE market = 'UK'"))  # fmt: skip
+    expected = {day: hand_computed_day(settings, "UK", day)["new_customers"] for day in days}
+    assert {day: got.get(day) for day in days} == expected

@@ -12,17 +12,31 @@
 {% for market in var('markets') %}
 {% if not loop.first %}union all{% endif %}
 (
-    with orders as (
+    with
+    {% if is_incremental() %}
+    {#- Customers whose CRM row came with a CRM file synced since the last build: the CRM may
+        have moved their first order later, so they are worked out again from all their orders
+        (not folded into what the table had, which a min() would keep). -#}
+    crm_changed as (
+        select customer_id
+        from {{ ref('stg_uk_new_names') }}
+        where market = '{{ market | upper }}' and customer_id is not null
+          and synced_at > (select coalesce(max(last_synced_at), timestamp '1900-01-01') from {{ this }})
+    ),
+    {% endif %}
+
+    orders as (
         select market, customer_id, order_date as first_order_date, synced_at as last_synced_at
         from {{ ref('stg_' ~ market ~ '_orders') }}
         where order_status <> 'cancelled'
         {% if is_incremental() %}
-          and synced_at > (select coalesce(max(last_synced_at), timestamp '1900-01-01') from {{ this }})
+          and (synced_at > (select coalesce(max(last_synced_at), timestamp '1900-01-01') from {{ this }})
+               or customer_id in (select customer_id from crm_changed))
         {% endif %}
     ),
 
     from_crm as (
-        select market, customer_id, first_order_date, cast(null as timestamp) as last_synced_at
+        select market, customer_id, first_order_date, synced_at as last_synced_at
         from {{ ref('stg_uk_new_names') }}
         where first_order_date is not null and market = '{{ market | upper }}'
     ),
@@ -39,7 +53,7 @@
             select customer_id from orders
             union
             select customer_id from from_crm
-        )
+        ) and customer_id not in (select customer_id from crm_changed)
         {% endif %}
     )
 

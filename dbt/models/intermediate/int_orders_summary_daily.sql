@@ -13,11 +13,28 @@ with orders as {{ cte_inline() }} (
     {% endfor %}
 ),
 
+new_customers as (
+    select market, first_order_date as order_date, count(*) as new_customers
+    from {{ ref('int_customers_first_order') }}
+    group by market, first_order_date
+),
+
 {% if is_incremental() %}
+{#- The days with lines synced since the last build, and the days whose count of new customers
+    moved (the CRM corrected a first order: the day it left and the day it came to; a day with
+    no lines has no row to correct). The second compares two small tables, a row a market-day
+    each: no order line is read for it. -#}
 changed_days as (
     select distinct market, order_date
     from orders
     where synced_at > (select coalesce(max(last_synced_at), timestamp '1900-01-01') from {{ this }})
+    union
+    select this_day.market, this_day.order_date
+    from {{ this }} as this_day
+    left join new_customers
+        on this_day.market = new_customers.market
+        and this_day.order_date = new_customers.order_date
+    where coalesce(new_customers.new_customers, 0) <> this_day.new_customers
 ),
 
 scoped as (
@@ -33,12 +50,6 @@ currencies as (
     select market, budget_year, any_value(currency) as currency, any_value(fx_local_per_gbp) as fx
     from {{ ref('stg_budget') }}
     group by market, budget_year
-),
-
-new_customers as (
-    select market, first_order_date as order_date, count(*) as new_customers
-    from {{ ref('int_customers_first_order') }}
-    group by market, first_order_date
 ),
 
 lines as (
