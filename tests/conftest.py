@@ -92,6 +92,14 @@ upstream = ["build_daily_sales_models"]
 """
 
 
+# A job of the syncs and the dbt models only (no exports): what a cancel or a backfill test runs.
+MODELS = """
+[jobs.models]
+select = ["azure_ingestion_orders", "azure_ingestion_reference", "budget_ingestion",
+          "build_daily_sales_models"]
+"""
+
+
 def ran_flow(folder: Path, days: int) -> Settings:
     """A project with a demo landing zone of `days` days on which the FLOW job has run once."""
     from daybreak.runner.execute import execute_run

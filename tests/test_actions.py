@@ -33,7 +33,7 @@ from daybreak.runner.history import History
 from daybreak.views import status_page
 from daybreak.views import web as web_module
 from daybreak.views.status import status_data
-from tests.conftest import DEMO_END, ROOT, run_runner, wait_for, write_config
+from tests.conftest import DEMO_END, MODELS, ROOT, run_runner, wait_for, write_config
 
 FLOW = [
     "azure_ingestion_orders",
@@ -378,12 +378,6 @@ def test_on_this_desktop_with_no_token_the_buttons_work_but_still_need_csrf(
 
 
 # -- cancel ---------------------------------------------------------------------------------
-
-MODELS = """
-[jobs.models]
-select = ["azure_ingestion_orders", "azure_ingestion_reference", "budget_ingestion",
-          "build_daily_sales_models"]
-"""
 
 
 def test_a_cancel_is_asked_once_and_a_run_that_ended_is_not_cancelled(

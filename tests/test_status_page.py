@@ -21,7 +21,7 @@ from daybreak.ingest import demo
 from daybreak.runner.history import History
 from daybreak.views import lineage, status_page, web
 from daybreak.views.status import status_data
-from tests.conftest import DEMO_END, ROOT, run_runner, wait_for, write_config
+from tests.conftest import DEMO_END, MODELS, ROOT, run_runner, wait_for, write_config
 
 pytestmark = pytest.mark.system_clock
 
@@ -180,11 +180,6 @@ def test_the_page_in_chromium_after_a_success_and_after_a_failure(tmp_path: Path
         runner.stop()
 
 
-MODELS = """
-[jobs.models]
-select = ["azure_ingestion_orders", "azure_ingestion_reference", "budget_ingestion",
-          "build_daily_sales_models"]
-"""
 RUN_PAGE = re.compile(r".*/runs/[0-9]{8}T[0-9]{6}Z-[0-9a-f]{6}$")
 
 

@@ -292,8 +292,9 @@ def _chunks(
     for chunk in history.chunks(run_id):
         if chunk["status"] == "success":
             continue
-        if watch.check() is not None:  # a safe point: between chunks
-            return "cancelled", (f"{cancelled_error(watch.check() or ('', ''))}, before chunk "
+        asked = watch.check()
+        if asked is not None:  # a safe point: between chunks
+            return "cancelled", (f"{cancelled_error(asked)}, before chunk "
                                  f"{chunk['start_day']}..{chunk['end_day']}")  # fmt: skip
         if watch.stop.is_set():
             return "interrupted", "stopped before chunk " + chunk["start_day"]

@@ -176,8 +176,9 @@ def execute_run(
             bad = [r for r in results if not r.ok]
             status = "success" if not bad else "failed"
             error = f"{bad[0].name}: {bad[0].summary}" if bad else None
-            if bad and watch.check() is not None:
-                status, error = "cancelled", cancelled_error(watch.check() or ("", ""))
+            asked = watch.check() if bad else None
+            if asked is not None:
+                status, error = "cancelled", cancelled_error(asked)
             elif bad and watch.stop.is_set():
                 status = "interrupted"
         except KeyboardInterrupt:  # recorded, then Ctrl-C goes on up

@@ -49,6 +49,7 @@ import socket
 import threading
 import time
 import urllib.parse
+from collections.abc import Callable
 from typing import Any
 
 import anyio
@@ -397,14 +398,14 @@ class WebApp:
         self.access = access
         self.launcher = launcher
         self.app = Starlette(routes=[
-            Route("/", self.index, methods=["GET", "HEAD"]),
-            Route("/api/status", self.api_status, methods=["GET", "HEAD"]),
-            Route("/lineage.svg", self.lineage, methods=["GET", "HEAD"]),
-            Route("/runs/{run_id}", self.run_page, methods=["GET", "HEAD"]),
-            Route("/runs/{run_id}/log", self.run_log, methods=["GET", "HEAD"]),
-            Route("/api/runs/{run_id}", self.api_run, methods=["GET", "HEAD"]),
-            Route("/assets/{name}", self.asset, methods=["GET", "HEAD"]),
-            Route("/api/assets/{name}", self.api_asset, methods=["GET", "HEAD"]),
+            *[Route(path, self._reading(endpoint, api=path.startswith("/api/")),
+                    methods=["GET", "HEAD"])
+              for path, endpoint in [
+                  ("/", self.index), ("/api/status", self.api_status),
+                  ("/lineage.svg", self.lineage), ("/runs/{run_id}", self.run_page),
+                  ("/runs/{run_id}/log", self.run_log), ("/api/runs/{run_id}", self.api_run),
+                  ("/assets/{name}", self.asset), ("/api/assets/{name}", self.api_asset),
+              ]],
             Route("/confirm/{action}", self.confirm, methods=["GET", "HEAD"]),
             Route("/login", self.login_form, methods=["GET", "HEAD"]),
             Route("/login", self.login, methods=["POST"]),
@@ -459,13 +460,21 @@ class WebApp:
     def _json(self, data: Any, status: int = 200) -> Response:
         return JSONResponse(data, status_code=status, headers=HEADERS)
 
-    def _need_read(self, request: Request, *, api: bool = False) -> Response | None:
-        if self.access.may_read(request):
-            return None
-        if api:
-            return self._json({"error": "sign in: Authorization: Bearer TOKEN"}, 401)
-        csrf = self.access.csrf_token(request)
-        return self._html(self.site.page.render_login(csrf), 401)
+    def _reading(
+        self, endpoint: Callable[[Request], Response], *, api: bool = False
+    ) -> Callable[[Request], Response]:
+        """A reading route, behind the one read check: without leave to read, an API answers
+        401 in JSON and a page with the sign-in form."""
+
+        def guarded(request: Request) -> Response:
+            if self.access.may_read(request):
+                return endpoint(request)
+            if api:
+                return self._json({"error": "sign in: Authorization: Bearer TOKEN"}, 401)
+            csrf = self.access.csrf_token(request)
+            return self._html(self.site.page.render_login(csrf), 401)
+
+        return guarded
 
     def _can_act(self, request: Request) -> bool:
         return self.access.signed_in(request)
@@ -473,42 +482,28 @@ class WebApp:
     # -- reading ---------------------------------------------------------------------------
 
     def index(self, request: Request) -> Response:
-        denied = self._need_read(request)
-        return denied or self._html(self.site.html(can_act=self._can_act(request)))
+        return self._html(self.site.html(can_act=self._can_act(request)))
 
     def api_status(self, request: Request) -> Response:
-        denied = self._need_read(request, api=True)
-        return denied or self._text(
+        return self._text(
             json.dumps(self.site.status(self.site.settings), indent=2), kind="application/json"
         )
 
     def lineage(self, request: Request) -> Response:
-        denied = self._need_read(request)
-        if denied:
-            return denied
         svg = self.site.svg()
         if svg is None:
             return self._text("lineage unavailable\n", 503)
         return self._text(svg, kind="image/svg+xml")
 
     def run_page(self, request: Request) -> Response:
-        denied = self._need_read(request)
-        if denied:
-            return denied
         page = self.site.run_html(request.path_params["run_id"], can_act=self._can_act(request))
         return self._html(page) if page is not None else self._text("not found\n", 404)
 
     def api_run(self, request: Request) -> Response:
-        denied = self._need_read(request, api=True)
-        if denied:
-            return denied
         data = self.site.run_data(request.path_params["run_id"])
         return self._json(data) if data is not None else self._json({"error": "not found"}, 404)
 
     def run_log(self, request: Request) -> Response:
-        denied = self._need_read(request)
-        if denied:
-            return denied
         path = self.site.log_path(request.path_params["run_id"])
         if path is None:
             return self._text("not found\n", 404)
@@ -517,16 +512,10 @@ class WebApp:
         return self._text(redact(path.read_text(encoding="utf-8", errors="replace")))
 
     def asset(self, request: Request) -> Response:
-        denied = self._need_read(request)
-        if denied:
-            return denied
         page = self.site.asset_html(request.path_params["name"], can_act=self._can_act(request))
         return self._html(page) if page is not None else self._text("not found\n", 404)
 
     def api_asset(self, request: Request) -> Response:
-        denied = self._need_read(request, api=True)
-        if denied:
-            return denied
         name = request.path_params["name"]
         if not ASSET.fullmatch(name):
             return self._json({"error": "not found"}, 404)
