@@ -255,9 +255,15 @@ class WarehouseConfig(_Strict):
     # writer wait; it alerts once after this long and gives up after lock_timeout_minutes.
     lock_alert_minutes: Annotated[float, Field(gt=0, strict=False)] = 10.0
     lock_timeout_minutes: Annotated[float, Field(gt=0, strict=False)] = 60.0
-    # After each successful build, a read-only copy for people and BI tools to open, beside the
-    # warehouse ("" turns it off).
+    # After each successful build, a read-only database for people and BI tools to open, beside
+    # the warehouse ("" turns it off): views over Parquet snapshots of the models in
+    # `reader_layers` (folders under dbt/models), each written again only when a build changed it.
     reader_copy: Annotated[str, AfterValidator(_file_name)] = "daybreak_readonly.duckdb"
+    reader_layers: list[Literal["staging", "intermediate", "marts"]] = ["marts"]
+    # dbt's tests of the incremental models read the rows a build wrote; every test reads its
+    # whole table on `--full` and at the first build this many days after the last full run
+    # (0: every build tests every row).
+    full_tests_every_days: Annotated[float, Field(ge=0, le=366, strict=False)] = 7.0
 
 
 class EngineConfig(_Strict):

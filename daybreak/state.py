@@ -95,6 +95,11 @@ class StateLayout:
         return self.root / "dbt"
 
     @property
+    def dbt_tests(self) -> Path:
+        """Each tested-by-change model's high-water mark (daybreak/warehouse/test_scope.py)."""
+        return self.dbt / "tests.json"
+
+    @property
     def spark(self) -> Path:
         """A local Spark session's settings (spark-defaults.conf) and metastore."""
         return self.root / "spark"

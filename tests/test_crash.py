@@ -131,6 +131,15 @@ def check_invariants(settings: Settings, what: str) -> None:
         assert duplicates == (0,), what
     finally:
         con.close()
+    # The read-only database: the old one or the new one, every view reading a whole snapshot.
+    reader = settings.reader_copy
+    if reader is not None and reader.exists():
+        con = duckdb.connect(str(reader), read_only=True)
+        try:
+            for name, rows in con.execute("SELECT model, rows FROM daybreak_refreshed").fetchall():
+                assert con.execute(f'SELECT count(*) FROM "{name}"').fetchone() == (rows,), what
+        finally:
+            con.close()
     with sqlite3.connect(settings.state.db) as con:  # the command given after the kill
         last = con.execute("SELECT status FROM runs WHERE part_of IS NULL ORDER BY rowid DESC "
                            "LIMIT 1").fetchone()  # fmt: skip

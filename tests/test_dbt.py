@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import json
 import shutil
 import subprocess
 import sys
@@ -359,3 +360,68 @@ def test_a_rewritten_crm_file_moves_first_orders_and_every_day_it_touches(tmp_pa
                                "WHERE market = 'UK'"))  # fmt: skip
     expected = {day: hand_computed_day(settings, "UK", day)["new_customers"] for day in days}
     assert {day: got.get(day) for day in days} == expected
+
+
+def _land_day(settings: Settings, day: dt.date, scratch: Path, *, duplicate: bool = False) -> Path:
+    """The UK order file of `day` in the landing zone; `duplicate`: its first line twice."""
+    demo.generate(settings, days=1, end=day, root=scratch)
+    relative = f"{datasets.orders('UK').prefix}{day:%Y}/ingest_orders_{day:%Y%m%d}.csv"
+    landed = settings.paths.landing / relative
+    landed.parent.mkdir(parents=True, exist_ok=True)
+    lines = (scratch / relative).read_text().splitlines()
+    landed.write_text("\n".join([*lines, lines[1]] if duplicate else lines) + "\n")
+    return landed
+
+
+def test_the_tests_read_what_each_build_wrote_and_the_weekly_run_reads_everything(
+    tmp_path: Path, clock: FixedClock
+) -> None:
+    """A duplicate in a new day fails that day's build; one planted in an old day is not read by
+    the daily tests (they read what the build wrote) and is caught by the weekly whole run."""
+    settings = new_settings(tmp_path)
+    first = run(settings, "build_daily_sales_models")["build_daily_sales_models"]
+    assert first.ok and first.value.tested_by_change == []  # the first build tests everything
+    marks = json.loads(settings.state.dbt_tests.read_text())["models"]
+    assert set(marks) == {*(f"stg_{m}_orders" for m in ("uk", "de", "it", "jp")),
+                          "int_customers_first_order"}  # fmt: skip
+
+    # A new day with a line twice: caught the day it comes in, and its rows are tested again
+    # at the next build (a failed build moves no mark).
+    clock.advance(dt.timedelta(days=1))
+    day = DEMO_END + dt.timedelta(days=1)
+    landed = _land_day(settings, day, tmp_path / "s1", duplicate=True)
+    failed = run(settings, "build_daily_sales_models")["build_daily_sales_models"]
+    assert failed.status == "failed"
+    assert "unique_stg_uk_orders_order_line_id" in (failed.error or "")
+    assert json.loads(settings.state.dbt_tests.read_text())["models"] == marks
+    landed.write_text("\n".join(landed.read_text().splitlines()[:-1]) + "\n")  # re-delivered
+    clock.advance(dt.timedelta(minutes=5))
+    fixed = run(settings, "build_daily_sales_models")["build_daily_sales_models"]
+    assert fixed.ok, fixed.error
+    assert "stg_uk_orders" in fixed.value.tested_by_change
+    assert "int_customers_first_order" in fixed.value.tested_by_change
+
+    # A duplicate planted in an old day (by hand, outside any build): the daily tests do not
+    # read old rows, so the next builds pass...
+    old_day = DEMO_END - dt.timedelta(days=DAYS - 2)
+    con = duckdb.connect(str(settings.paths.warehouse))
+    con.execute(f"INSERT INTO stg_uk_orders SELECT * FROM stg_uk_orders "
+                f"WHERE file_date = DATE '{old_day}' LIMIT 1")  # fmt: skip
+    con.close()
+    for offset in (2, 3):
+        clock.advance(dt.timedelta(days=1))
+        _land_day(settings, DEMO_END + dt.timedelta(days=offset), tmp_path / f"s{offset}")
+        daily = run(settings, "build_daily_sales_models")["build_daily_sales_models"]
+        assert daily.ok, daily.error
+    # ... until the first build a week after the last whole run, which reads every row.
+    clock.advance(dt.timedelta(days=5))
+    _land_day(settings, DEMO_END + dt.timedelta(days=9), tmp_path / "s9")
+    weekly = run(settings, "build_daily_sales_models")["build_daily_sales_models"]
+    assert weekly.status == "failed"
+    assert "unique_stg_uk_orders_order_line_id" in (weekly.error or "")
+    # It stays due until it passes; a full refresh rebuilds the model from the lake, whole.
+    with pytest.raises(DbtBuildFailed, match="unique_stg_uk_orders_order_line_id"):
+        DbtProject(settings).build(["stg_uk_orders"])
+    repaired = DbtProject(settings).build(["stg_uk_orders"], full_refresh=True)
+    assert repaired.tested_by_change == [] and not repaired.failures
+    assert DbtProject(settings).build(["stg_uk_orders"]).tested_by_change == ["stg_uk_orders"]

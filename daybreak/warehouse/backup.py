@@ -1,10 +1,9 @@
-"""Copies of the DuckDB warehouse: rotated backups, and the read-only copy for analysts."""
+"""Copies of the DuckDB warehouse: rotated backups, and the recovery of one that no longer opens."""
 
 from __future__ import annotations
 
 import json
 import logging
-import os
 import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -16,6 +15,7 @@ from daybreak.config import Settings
 from daybreak.files import atomic_path, keep_newest, snapshot_path, snapshots, write_atomic
 from daybreak.state import StateLayout, keep_aside
 from daybreak.warehouse.lock import warehouse_lock
+from daybreak.warehouse.test_scope import ChangeMarks
 
 log = logging.getLogger(__name__)
 
@@ -61,34 +61,6 @@ def backup_warehouse(warehouse: Path, layout: StateLayout, keep: int) -> BackupR
             shutil.copyfile(warehouse, tmp)
     kept = keep_newest(folder, warehouse.stem, warehouse.suffix, keep)
     return BackupReport(str(target), target.stat().st_size, len(kept))
-
-
-def publish_reader_copy(warehouse: Path, target: Path) -> Path:
-    """A checkpointed copy of the warehouse at `target`, for people and BI tools to open.
-
-    The caller holds the warehouse lock. The copy is written beside `target` and renamed onto
-    it, so nobody ever needs a lock a reader holds: on Linux and macOS a reader that has the old
-    copy open keeps reading it; on Windows an open file cannot be replaced, so the new copy waits
-    as `<name>.next<suffix>` and replaces the old one at the next build after the reader closed
-    it (returned: where the new copy is).
-    """
-    con = duckdb.connect(str(warehouse))
-    try:
-        con.execute("CHECKPOINT")  # fold the write-ahead log in, so the copy is complete
-    finally:
-        con.close()
-    waiting = target.with_name(f"{target.stem}.next{target.suffix}")
-    with atomic_path(waiting) as tmp:
-        shutil.copyfile(warehouse, tmp)
-    try:
-        os.replace(waiting, target)
-    except PermissionError:  # Windows: a reader has the old copy open
-        log.warning(
-            "the read-only copy %s is open in another program; the new one waits as %s and "
-            "takes its place at the next build after it is closed", target, waiting,
-        )  # fmt: skip
-        return waiting
-    return target
 
 
 @dataclass
@@ -191,6 +163,7 @@ def recover_warehouse(settings: Settings, *, wait: bool = False) -> Recovery | N
                 restored = str(backup)
                 break
             log.warning("the backup %s does not open either: skipped", backup)
+        ChangeMarks.forget(layout.dbt_tests)  # what the tests passed is not this file's data
         recovery = Recovery(problem, str(folder), restored)
         note = {"at": clock.now().isoformat(), **asdict(recovery)}
         write_atomic(layout.warehouse_recovered, json.dumps(note, indent=2))

@@ -5,8 +5,9 @@ runner does not pay dbt's start-up per run; it is parsed again only when a file 
 the lake and warehouse paths, or the vars rendered into it) changes. The asset graph needs only
 the project's structure, which no path changes: `graph_manifest()` parses it once into
 dbt/target/daybreak-graph/ and reads the JSON from there until a project file changes, without
-starting dbt at all. Every invocation gets the vars daybreak derives from the config (`markets`,
-`key_test_days`), so the markets are declared once, in daybreak.toml.
+starting dbt at all. Every invocation gets the vars daybreak derives from the config (`markets`),
+so the markets are declared once, in daybreak.toml, and a build also gets its tests' high-water
+marks (`test_since`, daybreak/warehouse/test_scope.py), which dbt renders at run time only.
 """
 
 from __future__ import annotations
@@ -25,22 +26,21 @@ from typing import Any
 
 import duckdb
 
-from daybreak import progress
+from daybreak import clock, progress
 from daybreak.config import Settings
 from daybreak.errors import LOCK_CONFLICT
 from daybreak.files import write_atomic
-from daybreak.warehouse.backup import publish_reader_copy
 from daybreak.warehouse.lock import wait_until_free, warehouse_lock
 from daybreak.warehouse.markets import write_market_files
 from daybreak.warehouse.reader import WarehouseMissing, open_reader
+from daybreak.warehouse.reader_database import publish_reader_database, reader_models
+from daybreak.warehouse.test_scope import ChangeMarks, scoped_models
 
 log = logging.getLogger(__name__)
 
 _SKIP_DIRS = {"target", "logs", "dbt_packages"}
 _invoke_lock = threading.Lock()  # dbt keeps global state per invocation
 _manifests: dict[tuple[str, str], Any] = {}
-# The staging key tests check [ingestion] days_back days and this many more (dbt's key_test_days).
-KEY_TEST_MARGIN_DAYS = 5
 
 
 class DbtError(Exception):
@@ -73,9 +73,11 @@ class DbtBuildReport:
     selection: list[str]
     nodes: list[NodeResult] = field(default_factory=list)
     seconds: float = 0.0
-    # Of `seconds`, the refresh of the read-only copy ([warehouse] reader_copy): a whole-file
-    # copy, so it follows the warehouse's size, not what the build changed.
+    # Of `seconds`, the refresh of the read-only database ([warehouse] reader_copy): a Parquet
+    # snapshot of each reader model the build changed, and the small database of views.
     reader_copy_seconds: float = 0.0
+    # The models whose tests read only the rows this build wrote (the others read everything).
+    tested_by_change: list[str] = field(default_factory=list)
 
     @property
     def models(self) -> list[NodeResult]:
@@ -297,14 +299,16 @@ class _Invoker:
         self.dbt_vars = dbt_vars
         self.profile_target = target_name
 
-    def flags(self) -> list[str]:
+    def flags(self, run_vars: dict[str, Any] | None = None) -> list[str]:
+        """`run_vars` are this invocation's only (the tests' high-water marks): dbt renders them
+        when it runs, so they are no part of the parsed project's fingerprint."""
         chosen = ["--target", self.profile_target] if self.profile_target else []
         return [
             "--project-dir", str(self.project_dir),
             "--profiles-dir", str(self.project_dir),
             "--target-path", str(self.target),
             "--log-path", str(self.logs),
-            "--vars", json.dumps(self.dbt_vars),
+            "--vars", json.dumps({**self.dbt_vars, **(run_vars or {})}),
             *chosen,
         ]  # fmt: skip
 
@@ -317,12 +321,13 @@ class _Invoker:
     def invoke_cancellable(
         self, args: list[str], manifest: Any = None, *, quiet: bool = True,
         callbacks: list[Any] | None = None, cancel: threading.Event | None = None,
+        run_vars: dict[str, Any] | None = None,
     ) -> tuple[Any, bool]:  # fmt: skip
         """dbtRunner's result, and whether `cancel` stopped it (the result is then partial or
         None; run_results.json holds what dbt finished)."""
         from dbt.cli.main import dbtRunner
 
-        flags = [*self.flags(), "--no-send-anonymous-usage-stats", "--no-version-check"]
+        flags = [*self.flags(run_vars), "--no-send-anonymous-usage-stats", "--no-version-check"]
         if quiet:  # daybreak logs each node itself; dbt's own lines go to its log file only
             flags += ["--quiet", "--no-use-colors", "--log-level", "none"]
         self.target.mkdir(parents=True, exist_ok=True)
@@ -387,10 +392,7 @@ class DbtProject:
                 self.env["DAYBREAK_SPARK_TOKEN"] = token.get_secret_value()
             if spark.method == "session":
                 self.env["SPARK_CONF_DIR"] = str(self._session_conf())
-        self.vars: dict[str, Any] = {
-            "markets": [m.lower() for m in settings.market_codes],
-            "key_test_days": settings.ingestion.days_back + KEY_TEST_MARGIN_DAYS,
-        }
+        self.vars: dict[str, Any] = {"markets": [m.lower() for m in settings.market_codes]}
 
     def _session_conf(self) -> Path:
         """A local Spark session's settings, read by pyspark when it starts the JVM: where the
@@ -522,6 +524,8 @@ class DbtProject:
             if self.spark and self.settings.warehouse.spark.method == "session":
                 self._check_session()
             manifest = self._manifest()
+            scoped, marks, since = self._test_scope(manifest, full_refresh=full_refresh)
+            now = clock.now()
             while True:
                 left = dt.timedelta(seconds=max(deadline - time.monotonic(), 0))
                 if not self.spark:  # a server engine has no file for another program to hold
@@ -530,7 +534,11 @@ class DbtProject:
                     raise DbtCancelled(DbtBuildReport(select, []))
                 try:
                     result, cancelled = self._invoker().invoke_cancellable(
-                        args, manifest=manifest, callbacks=[_node_finished], cancel=cancel
+                        args,
+                        manifest=manifest,
+                        callbacks=[_node_finished],
+                        cancel=cancel,
+                        run_vars={"test_since": since},
                     )
                 finally:
                     _release_warehouse()
@@ -548,12 +556,8 @@ class DbtProject:
             if result.exception is not None and result.result is None:
                 raise DbtError(f"dbt build --select {' '.join(select)}: {result.exception}")
             report = DbtBuildReport(select, self._node_results(result.result, manifest))
-            self._count_rows(report)
-            reader = self.settings.reader_copy
-            if reader is not None and report.models and not report.failures and not self.spark:
-                copying = time.monotonic()
-                publish_reader_copy(warehouse, reader)
-                report.reader_copy_seconds = round(time.monotonic() - copying, 3)
+            report.tested_by_change = sorted(since)
+            self._after_build(report, manifest, scoped, marks, since, now)
         report.seconds = round(time.monotonic() - started, 3)
         for node in report.nodes:
             rows = f", {node.rows:,} rows" if node.rows is not None else ""
@@ -603,7 +607,32 @@ class DbtProject:
             for r in (results.results if results is not None else [])
         ]
 
-    def _count_rows(self, report: DbtBuildReport) -> None:
+    def _test_scope(
+        self, manifest: Any, *, full_refresh: bool
+    ) -> tuple[dict[str, str], ChangeMarks | None, dict[str, str]]:
+        """The models tested by change, their marks, and this build's `test_since`
+        (daybreak/warehouse/test_scope.py). On Spark every test reads its whole table."""
+        if self.spark:
+            return {}, None, {}
+        scoped = scoped_models(manifest)
+        marks = ChangeMarks(self.layout.dbt_tests)
+        every = self.settings.warehouse.full_tests_every_days
+        whole_every = dt.timedelta(days=every) if every > 0 else None
+        full = full_refresh or not self.settings.paths.warehouse.exists()
+        since = marks.since(scoped, clock.now(), whole_every, full=full)
+        whole = sorted(set(scoped) - set(since))
+        if scoped:
+            log.info("dbt tests by change: %s read the rows written since their last passing "
+                     "build; %s read their whole tables", ", ".join(sorted(since)) or "none",
+                     ", ".join(whole) or "none")  # fmt: skip
+        return scoped, marks, since
+
+    def _after_build(
+        self, report: DbtBuildReport, manifest: Any, scoped: dict[str, str],
+        marks: ChangeMarks | None, since: dict[str, str], now: dt.datetime,
+    ) -> None:  # fmt: skip
+        """Count the built models' rows; after a passing build move the tests' marks and
+        refresh the read-only database with what the build changed."""
         built = [m for m in report.models if m.status == "success"]
         if not built:
             return
@@ -619,5 +648,17 @@ class DbtProject:
                 if model in built:
                     rows = con.execute(f'SELECT count(*) FROM main."{model.name}"').fetchall()
                     report.nodes[i] = NodeResult(**{**model.__dict__, "rows": int(rows[0][0])})
+            if report.failures or self.spark:
+                return
+            names = [m.name for m in built]
+            if marks is not None:
+                marks.passed(con, names, scoped, since, now)
+            target = self.settings.reader_copy
+            if target is not None:
+                copying = time.monotonic()
+                layers = set(self.settings.warehouse.reader_layers)
+                publish_reader_database(con, target, reader_models(manifest, layers), names,
+                                        now)  # fmt: skip
+                report.reader_copy_seconds = round(time.monotonic() - copying, 3)
         finally:
             con.close()
