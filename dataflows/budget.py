@@ -20,8 +20,9 @@ from hamilton.function_modifiers import config, tag
 
 from daybreak.assets.tags import retry_policy
 from daybreak.config import Settings
-from daybreak.files import atomic_path, keep_version
+from daybreak.files import atomic_path, clean_stale_tmp, keep_version
 from daybreak.ingest.sharepoint import GraphClient, GraphLocation
+from daybreak.ingest.sync_state import sync_lock
 from daybreak.ingest.workbook import BudgetTable, read_budget
 
 log = logging.getLogger(__name__)
@@ -105,10 +106,14 @@ def daily_sales_budget_exchange_ingest(
     folder = settings.paths.lake / "budget"
     parquet, csv = folder / f"{OUTPUT_STEM}.parquet", folder / f"{OUTPUT_STEM}.csv"
     table = budget_long.table
-    # Both files change together or not at all: the CSV is renamed first, the Parquet file last.
-    with atomic_path(parquet) as tmp_parquet, atomic_path(csv) as tmp_csv:
-        pq.write_table(table, tmp_parquet, compression="zstd")
-        pa_csv.write_csv(table, tmp_csv)
+    # One writer at a time (the runner and a command line may both run it); what a killed one
+    # left is swept first. Both files change together or not at all: the CSV is renamed first,
+    # the Parquet file last.
+    with sync_lock(settings.state, "daily_sales_budget_exchange_ingest"):
+        clean_stale_tmp(folder)
+        with atomic_path(parquet) as tmp_parquet, atomic_path(csv) as tmp_csv:
+            pq.write_table(table, tmp_parquet, compression="zstd")
+            pa_csv.write_csv(table, tmp_csv)
     per_year = Counter(table.column("budget_year").to_pylist())
     for year in budget_long.years:
         log.info("Budget year: %d, rows: %s", year, f"{per_year.get(year, 0):,}")

@@ -312,7 +312,12 @@ def test_asset_writes_csv_and_parquet_and_keeps_them_when_the_workbook_goes_bad(
     settings: Settings,
 ) -> None:
     demo.generate(settings, days=40, end=dt.date(2026, 3, 31))
+    # What a writer killed between its two files leaves behind is swept by the next run.
+    killed = settings.paths.lake / "budget" / ".daily_sales_budget_exchange.parquet.0badf00d.tmp"
+    killed.parent.mkdir(parents=True)
+    killed.write_bytes(b"PAR1 half")
     good = _run_budget(settings)
+    assert not killed.exists()
     assert good.status == "success", good.error
     assert good.value.years == [2026] and good.value.rows == 4 * 365
     parquet = settings.paths.lake / "budget" / "daily_sales_budget_exchange.parquet"

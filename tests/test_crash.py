@@ -133,6 +133,9 @@ def check_invariants(settings: Settings, what: str) -> None:
         con.close()
     # The read-only database: the old one or the new one, every view reading a whole snapshot.
     reader = settings.reader_copy
+    if reader is not None:  # a killed publish's leftovers are swept by the next one
+        stray = [p.name for p in reader.parent.rglob("*") if TMP_SUFFIX in p.name]
+        assert not stray, f"{what}: {stray}"
     if reader is not None and reader.exists():
         con = duckdb.connect(str(reader), read_only=True)
         try:

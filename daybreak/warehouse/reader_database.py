@@ -36,7 +36,7 @@ from typing import Any
 
 import duckdb
 
-from daybreak.files import atomic_path, write_atomic
+from daybreak.files import TMP_SUFFIX, atomic_path, clean_stale_tmp, write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +85,9 @@ def publish_reader_database(
     new database is (`target`, or the `.next` file waiting on Windows)."""
     folder = snapshot_folder(target)
     folder.mkdir(parents=True, exist_ok=True)
+    clean_stale_tmp(folder)  # what a killed publish left (we hold the warehouse lock)
+    for stray in target.parent.glob(f".{target.stem}*{TMP_SUFFIX}*"):  # and its .wal
+        stray.unlink(missing_ok=True)
     record_path = folder / "current.json"
     record = _load(record_path)
     tables: dict[str, dict[str, Any]] = record["tables"]
