@@ -7,6 +7,7 @@ import hashlib
 import os
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -103,6 +104,53 @@ def test_wide_decimals_use_hyper_file_format_3(tmp_path: Path) -> None:
     report = export_extract(settings, ["wide"], "wide")
     columns, rows = read_hyper(Path(report.hyper), "wide")
     assert columns == [("total", "NUMERIC(38, 2)")] and rows == [[Decimal("1234.49")]]
+
+
+def test_narrow_types_and_zones_load_as_their_hyper_columns(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path)
+    con = duckdb.connect(str(settings.paths.warehouse))
+    con.execute("SET TimeZone = 'Asia/Tokyo'")
+    con.execute("""CREATE TABLE narrow AS SELECT 1 AS id, (-7)::TINYINT AS tiny, 0.5::FLOAT AS f,
+        TIME '23:59:58' AS t, TIMESTAMPTZ '2026-03-29 01:30:00+00' AS at_utc
+        UNION ALL SELECT 2, NULL, NULL, NULL, NULL""")
+    con.execute("CREATE TABLE nothing (n INTEGER)")
+    con.close()
+    report = export_extract(settings, ["narrow", "nothing"], "narrow")
+    assert report.rows == {"narrow": 2, "nothing": 0}
+    columns, rows = read_hyper(Path(report.hyper), "narrow")
+    assert [t for _, t in columns] == ["INT", "SMALL_INT", "DOUBLE", "TIME", "TIMESTAMP_TZ"]
+    assert rows[0][1:3] == [-7, 0.5] and str(rows[0][3]) == "23:59:58"
+    assert rows[0][4].to_datetime() == dt.datetime(2026, 3, 29, 1, 30, tzinfo=dt.UTC)
+    assert rows[1] == [2, None, None, None, None]
+    assert read_hyper(Path(report.hyper), "nothing") == ([("n", "INT")], [])
+
+
+def test_rows_stream_through_many_arrow_files_and_a_failed_read_keeps_the_extract(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import exports.duckdb_to_tableau_server as export
+
+    monkeypatch.setattr(export, "CHUNK_ROWS", 250)
+    monkeypatch.setattr(export, "BATCH_ROWS", 100)
+    settings = make_settings(tmp_path)
+    report = export_extract(settings, ["other", "typed"], "stream")
+    assert report.rows == {"other": 1000, "typed": 3}
+    _, rows = read_hyper(Path(report.hyper), "other")
+    assert rows == [[n, f"row {n}"] for n in range(1000)]
+    before = Path(report.hyper).read_bytes()
+    # A row DuckDB cannot produce, after a few files went to Hyper: the read step fails, named.
+    con = duckdb.connect(str(settings.paths.warehouse))
+    con.execute("DROP TABLE other")
+    con.execute("CREATE VIEW other AS SELECT CASE WHEN range = 900 THEN "
+                "error('row 900 is bad') ELSE range END AS n, 'row ' || range AS label "
+                "FROM range(1000)")  # fmt: skip
+    con.close()
+    with pytest.raises(ExportError) as caught:
+        export_extract(settings, ["other", "typed"], "stream")
+    assert caught.value.exit_code == 4 and "row 900 is bad" in str(caught.value)
+    assert Path(report.hyper).read_bytes() == before
+    assert not list(settings.paths.exports.glob(".*"))  # no temporary files left
+    assert not [t for t in threading.enumerate() if t.name.startswith("export-read")]
 
 
 @pytest.mark.parametrize(
