@@ -26,6 +26,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -97,8 +98,9 @@ class ExportReport:
 # writes the next and deleted once copied; fewer, larger files measured faster (a COPY costs
 # about 0.15 s of its own). Arrow needs no encoding on either side: on 5 M order lines the
 # export took 0.55x the time of the uncompressed Parquet hand-off it replaced. The reader never
-# waits for Hyper, so the warehouse lock is held for the read alone; the files waiting on disk
-# are at most the table's size in Arrow (as the Parquet file was before).
+# waits for Hyper, so the warehouse lock is held for the read and at most one COPY after it
+# (the caller lets it go between two COPYs); the files waiting on disk are at most the table's
+# size in Arrow (as the Parquet file was before).
 CHUNK_ROWS = 2_500_000
 BATCH_ROWS = 500_000
 # DuckDB types whose Arrow form Hyper's column type does not take as it is.
@@ -112,15 +114,21 @@ class _Chunk:
 
 
 class _Reader(threading.Thread):
-    """Reads the tables under the warehouse lock into Arrow files, one queue message at a time:
-    first the columns of every table (or the ExportError that stops the export), then a _Chunk
-    per file, then None. `stop` is set by the consumer when Hyper failed: the reader ends."""
+    """Reads the tables into Arrow files, one queue message at a time: first the columns of every
+    table (or the ExportError that stops the export), then a _Chunk per file, then None. `done`
+    is set once the warehouse is closed again; `stop` is set by the consumer when Hyper failed:
+    the reader ends.
+
+    The warehouse lock is the consumer's to take and release, never this thread's: the lock is
+    re-entrant per thread, and an export asset's own thread may already hold it (a `[concurrency]
+    dbt_duckdb = 1` slot takes it), which a second thread would wait for forever."""
 
     def __init__(self, settings: Settings, tables: list[str], name: str, staging: Path) -> None:
         super().__init__(name=f"export-read-{name}", daemon=True)
         self.settings, self.tables, self.export, self.staging = settings, tables, name, staging
         self.out: queue.Queue[Any] = queue.Queue()
         self.stop = threading.Event()
+        self.done = threading.Event()
         self.seconds = 0.0
 
     def _put(self, message: Any) -> bool:
@@ -144,6 +152,7 @@ class _Reader(threading.Thread):
             self._put(ExportError("read", f"reading {self._warehouse().name}: {exc!r}"))
         finally:
             self.seconds = time.monotonic() - started
+            self.done.set()
             self._put(None)
 
     def _warehouse(self) -> Path:
@@ -153,22 +162,30 @@ class _Reader(threading.Thread):
 
     def _read(self) -> None:
         warehouse = self._warehouse()
-        with warehouse_lock(self.settings.state, f"export {self.export}"):
-            try:
-                con = open_reader(self.settings)
-            except WarehouseMissing as exc:
-                raise ExportError("read", str(exc)) from None
-            except duckdb.Error as exc:
-                raise ExportError("read", f"cannot open {warehouse}: {exc}") from None
-            try:
-                columns = _describe(con, self.tables, warehouse)
-                if not self._put(columns):
+        try:
+            con = open_reader(self.settings)
+        except WarehouseMissing as exc:
+            raise ExportError("read", str(exc)) from None
+        except duckdb.Error as exc:
+            raise ExportError("read", f"cannot open {warehouse}: {exc}") from None
+        try:
+            columns = _describe(con, self.tables, warehouse)
+            if not self._put(columns):
+                return
+            for table in self.tables:
+                if not self._write_chunks(con, table, columns[table]):
                     return
-                for table in self.tables:
-                    if not self._write_chunks(con, table, columns[table]):
-                        return
-            finally:
-                con.close()
+        finally:
+            con.close()
+
+    def next(self) -> Any:
+        """The next message; an ExportError if the thread ended without its last word."""
+        while True:
+            try:
+                return self.out.get(timeout=0.5)
+            except queue.Empty:
+                if not self.is_alive() and self.out.empty():
+                    raise ExportError("read", "the reading thread ended early") from None
 
     def _write_chunks(self, con: duckdb.DuckDBPyConnection, table: str,
                       cols: list[tuple[str, str]]) -> bool:  # fmt: skip
@@ -272,10 +289,15 @@ def _hyper_type(duck_type: str) -> Any:
 
 
 def _build_hyper(
-    columns: dict[str, list[tuple[str, str]]], reader: _Reader, staging: Path, dest: Path
+    columns: dict[str, list[tuple[str, str]]],
+    reader: _Reader,
+    staging: Path,
+    dest: Path,
+    read_done: Callable[[], None],
 ) -> dict[str, int]:
     """Create every table in a new Hyper file, then COPY each Arrow file as `reader` hands it
-    over; the file is renamed onto `dest` only when whole."""
+    over; the file is renamed onto `dest` only when whole. `read_done` is called (in this
+    thread, between two COPYs) once the reader has closed the warehouse."""
     from tableauhyperapi import (
         Connection,
         CreateMode,
@@ -328,7 +350,9 @@ def _build_hyper(
             for table, definition in definitions.items():
                 connection.catalog.create_table(definition)
                 rows[table] = 0
-            while (chunk := reader.out.get()) is not None:
+            while (chunk := reader.next()) is not None:
+                if reader.done.is_set():
+                    read_done()
                 if isinstance(chunk, ExportError):
                     raise chunk
                 source = escape_string_literal(str(chunk.path))
@@ -485,15 +509,21 @@ def export_extract(
                                      ignore_cleanup_errors=True) as tmp:  # fmt: skip
         staging = Path(tmp)
         reader = _Reader(settings, tables, name, staging)
-        reader.start()
-        try:
-            columns = reader.out.get()  # the tables' columns, or why they cannot be read
-            if isinstance(columns, ExportError):
-                raise columns
-            report.rows = _build_hyper(columns, reader, staging, Path(report.hyper))
-        finally:
-            reader.stop.set()
-            reader.join()
+        # The lock is taken here, in the caller's thread (see _Reader), and let go as soon as
+        # the reader is done: at most one COPY later.
+        with contextlib.ExitStack() as locked:
+            locked.enter_context(warehouse_lock(settings.state, f"export {name}"))
+            reader.start()
+            try:
+                columns = reader.next()  # the tables' columns, or why they cannot be read
+                if isinstance(columns, ExportError):
+                    raise columns
+                report.rows = _build_hyper(
+                    columns, reader, staging, Path(report.hyper), read_done=locked.close
+                )
+            finally:
+                reader.stop.set()
+                reader.join()
         # The two overlap: "read" is the reader's own time (the warehouse lock is held for it),
         # "hyper" the rest until the extract is whole.
         report.seconds["read"] = round(reader.seconds, 3)

@@ -17,7 +17,7 @@ import pytest
 
 from daybreak.assets import catalogue
 from daybreak.config import Settings, load_settings
-from daybreak.runner.materialize import materialize, run_inputs
+from daybreak.runner.materialize import AssetResult, RunContext, materialize, run_inputs
 from exports.duckdb_to_tableau_server import ExportError, export_extract, main
 from tests.conftest import ROOT, write_config
 from tests.tableau_standin import TableauStandIn
@@ -338,13 +338,26 @@ upstream = ["typed_tableau_export"]
 
 
 def test_exports_in_config_become_assets_that_call_the_same_function(tmp_path: Path) -> None:
-    settings = make_settings(tmp_path, EXPORTS)
+    # As shipped: `[concurrency] dbt_duckdb = 1` makes the asset's own thread hold the warehouse
+    # lock before the export starts, which the export's reading thread must never wait for.
+    settings = make_settings(tmp_path, EXPORTS + "\n[concurrency]\ndbt_duckdb = 1\n")
+    assert settings.concurrency == {"dbt_duckdb": 1}
     dr = catalogue.build_driver(settings)
     assets = catalogue.catalogue(dr)
     assert assets["typed_tableau_export"].group == "export"
+    assert assets["typed_tableau_export"].tags["dbt_duckdb"] == "true"
     assert assets["other_tableau_export"].upstream == ("typed_tableau_export",)
-    results = materialize(dr, assets, ["typed_tableau_export", "other_tableau_export"],
-                          {"settings": settings, **run_inputs()})  # fmt: skip
+    ctx = RunContext(concurrency=settings.concurrency, layout=settings.state)
+    done: list[list[AssetResult]] = []
+    # In a daemon thread: a deadlock fails the test instead of hanging the suite.
+    run = threading.Thread(target=lambda: done.append(materialize(
+        dr, assets, ["typed_tableau_export", "other_tableau_export"],
+        {"settings": settings, **run_inputs()}, ctx,
+    )), daemon=True)  # fmt: skip
+    run.start()
+    run.join(timeout=90)
+    assert done, "the export assets never finished: a deadlock on the warehouse lock?"
+    results = done[0]
     assert [r.status for r in results] == ["success", "success"], [r.error for r in results]
     report = results[0].value
     assert report.rows == {"typed": 3, "other": 1000} and report.published == "not published"
