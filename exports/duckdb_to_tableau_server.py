@@ -479,6 +479,19 @@ def _publish(settings: Settings, hyper: Path, name: str, project_name: str) -> s
 # -- the whole export -------------------------------------------------------------------------
 
 
+# A staging folder this old was left by a killed export (a live one is written every second).
+STALE_STAGING_SECONDS = 3600
+
+
+def _sweep_staging(exports: Path, name: str) -> None:
+    """Remove the staging folders (`.NAME.*`) a killed export of this name left behind; one a
+    second export of the same name is using now is too recent to be touched."""
+    for stale in exports.glob(f".{name}.*"):
+        with contextlib.suppress(OSError):
+            if stale.is_dir() and time.time() - stale.stat().st_mtime > STALE_STAGING_SECONDS:
+                shutil.rmtree(stale, ignore_errors=True)
+
+
 def export_extract(
     settings: Settings,
     tables: list[str],
@@ -504,6 +517,7 @@ def export_extract(
         report.seconds[step] = round(now - clock, 3)
         clock = now
 
+    _sweep_staging(exports, name)
     # ignore_cleanup_errors: on Windows a file Hyper still holds is left, never the export failed
     with tempfile.TemporaryDirectory(prefix=f".{name}.", dir=exports,
                                      ignore_cleanup_errors=True) as tmp:  # fmt: skip

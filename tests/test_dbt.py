@@ -425,3 +425,10 @@ def test_the_tests_read_what_each_build_wrote_and_the_weekly_run_reads_everythin
     repaired = DbtProject(settings).build(["stg_uk_orders"], full_refresh=True)
     assert repaired.tested_by_change == [] and not repaired.failures
     assert DbtProject(settings).build(["stg_uk_orders"]).tested_by_change == ["stg_uk_orders"]
+    # dbt run by hand (`nox -s dbt -- run ...`): daybreak's tests never saw what it wrote, so the
+    # next build reads every row; a command that only reads keeps the marks.
+    assert DbtProject(settings).cli(["ls", "--select", "stg_uk_orders"]) == 0
+    assert settings.state.dbt_tests.exists()
+    assert DbtProject(settings).cli(["run", "--select", "stg_uk_orders"]) == 0
+    assert not settings.state.dbt_tests.exists()
+    assert DbtProject(settings).build(["stg_uk_orders"]).tested_by_change == []

@@ -5,9 +5,11 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -133,7 +135,19 @@ def test_rows_stream_through_many_arrow_files_and_a_failed_read_keeps_the_extrac
     monkeypatch.setattr(export, "CHUNK_ROWS", 250)
     monkeypatch.setattr(export, "BATCH_ROWS", 100)
     settings = make_settings(tmp_path)
+    # What a killed export left (an old staging folder) goes; a live one of the same name stays.
+    killed, live = (
+        settings.paths.exports / ".stream.killed",
+        settings.paths.exports / ".stream.live",
+    )
+    for folder in (killed, live):
+        folder.mkdir(parents=True)
+        (folder / "other.00000.arrow").write_bytes(b"half")
+    two_hours_ago = time.time() - 7200
+    os.utime(killed, (two_hours_ago, two_hours_ago))
     report = export_extract(settings, ["other", "typed"], "stream")
+    assert not killed.exists() and live.exists()
+    shutil.rmtree(live)
     assert report.rows == {"other": 1000, "typed": 3}
     _, rows = read_hyper(Path(report.hyper), "other")
     assert rows == [[n, f"row {n}"] for n in range(1000)]

@@ -140,3 +140,28 @@ def test_a_record_that_does_not_read_rewrites_every_snapshot(tmp_path: Path) -> 
     (snapshot_folder(reader) / "current.json").write_text("{not json")
     DbtProject(settings).build(["qi_executive_daily_sales"])
     assert reader_rows(reader, "SELECT count(*) FROM qi_executive_daily_sales")[0][0] > 0
+
+
+def test_a_forged_record_never_reaches_a_file_outside_its_folder(tmp_path: Path) -> None:
+    """current.json names the files to delete; a forged one (`..`, an absolute path, a bad time)
+    is no record: every snapshot is written again and nothing outside the folder is touched."""
+    settings = built(tmp_path)
+    reader = settings.reader_copy
+    assert reader is not None
+    folder = snapshot_folder(reader)
+    precious = folder.parent.parent / "precious.parquet"
+    precious.write_bytes(b"keep me")
+    long_ago = "2000-01-01T00:00:00+00:00"
+    for forged in (
+        {"../../precious.parquet": long_ago},
+        {str(precious): long_ago},
+        {"qi_executive_daily_sales.20000101T000000-abcdef.parquet": "not a time"},
+    ):
+        record = json.loads((folder / "current.json").read_text())
+        record["retired"] = forged
+        record["in_place"] = []
+        (folder / "current.json").write_text(json.dumps(record))
+        DbtProject(settings).build(["qi_executive_daily_sales"])
+        assert precious.read_bytes() == b"keep me"
+        assert settings.paths.warehouse.exists()
+        assert reader_rows(reader, "SELECT count(*) FROM qi_executive_daily_sales")[0][0] > 0

@@ -154,6 +154,8 @@ def recover_warehouse(settings: Settings, *, wait: bool = False) -> Recovery | N
             f"The warehouse {warehouse} did not open: {problem}\nIt was kept here; the newest "
             "backup that opens was put in its place, or, with none, dbt rebuilt it from the lake."
         ), "warehouse")  # fmt: skip
+        # Before anything is put in its place: what the tests passed is not the next file's data.
+        ChangeMarks.forget(layout.dbt_tests)
         restored = None
         for backup in reversed(snapshots(layout.backups("warehouse"), warehouse.stem,
                                          warehouse.suffix)):  # fmt: skip
@@ -163,7 +165,6 @@ def recover_warehouse(settings: Settings, *, wait: bool = False) -> Recovery | N
                 restored = str(backup)
                 break
             log.warning("the backup %s does not open either: skipped", backup)
-        ChangeMarks.forget(layout.dbt_tests)  # what the tests passed is not this file's data
         recovery = Recovery(problem, str(folder), restored)
         note = {"at": clock.now().isoformat(), **asdict(recovery)}
         write_atomic(layout.warehouse_recovered, json.dumps(note, indent=2))

@@ -39,6 +39,8 @@ from daybreak.warehouse.test_scope import ChangeMarks, scoped_models
 log = logging.getLogger(__name__)
 
 _SKIP_DIRS = {"target", "logs", "dbt_packages"}
+# dbt commands that write the warehouse (`nox -s dbt -- ...`).
+_WRITING_COMMANDS = {"run", "build", "seed", "snapshot", "run-operation", "retry", "clone"}
 _invoke_lock = threading.Lock()  # dbt keeps global state per invocation
 _manifests: dict[tuple[str, str], Any] = {}
 
@@ -489,6 +491,11 @@ class DbtProject:
         self._write_market_files()
         self.settings.paths.warehouse.parent.mkdir(parents=True, exist_ok=True)
         with warehouse_lock(self.layout, f"dbt {' '.join(args)}"):
+            command = next((a for a in args if not a.startswith("-")), "")
+            if command in _WRITING_COMMANDS:
+                # Rows written by hand were not seen by daybreak's tests: the next build reads
+                # every row (test_scope.py).
+                ChangeMarks.forget(self.layout.dbt_tests)
             try:
                 result = self._invoker().invoke(args, quiet=False)
             finally:

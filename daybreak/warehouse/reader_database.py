@@ -29,6 +29,7 @@ import datetime as dt
 import json
 import logging
 import os
+import re
 import uuid
 from collections.abc import Collection, Iterable, Mapping
 from pathlib import Path
@@ -57,17 +58,38 @@ def snapshot_folder(target: Path) -> Path:
     return target.with_name(target.stem)
 
 
+# The only names the record may give: a snapshot this module wrote, inside its folder.
+_SNAPSHOT = re.compile(r"\w+\.\d{8}T\d{6}-[0-9a-f]{6}\.parquet", re.ASCII)
+
+
+def _snapshot_name(name: object) -> str:
+    if not isinstance(name, str) or not _SNAPSHOT.fullmatch(name):
+        raise ValueError(f"{name!r} is not a snapshot's name")
+    return name
+
+
 def _load(record: Path) -> dict[str, Any]:
+    """The record, checked: a forged or damaged one is no record (every reader model is written
+    again, and the files it does not name are retired), never a path outside the folder."""
     try:
         raw = json.loads(record.read_text(encoding="utf-8"))
+        tables = {}
+        for name, table in dict(raw["tables"]).items():
+            table = dict(table)
+            _aware(str(table["at"]))
+            tables[str(name)] = {"file": _snapshot_name(table["file"]), "at": str(table["at"]),
+                                 "rows": int(table["rows"])}  # fmt: skip
+        retired = {_snapshot_name(k): str(v) for k, v in dict(raw["retired"]).items()}
+        for since in retired.values():
+            _aware(since)
         return {
-            "tables": {str(k): dict(v) for k, v in dict(raw["tables"]).items()},
-            "retired": {str(k): str(v) for k, v in dict(raw["retired"]).items()},
-            "in_place": [str(f) for f in list(raw["in_place"])],
+            "tables": tables,
+            "retired": retired,
+            "in_place": [_snapshot_name(f) for f in list(raw["in_place"])],
         }
     except FileNotFoundError:
         pass
-    except (OSError, ValueError, TypeError, KeyError) as e:
+    except (OSError, ValueError, TypeError, KeyError, AttributeError) as e:
         log.warning("%s cannot be read (%s): every reader model is written again", record, e)
     return {"tables": {}, "retired": {}, "in_place": []}
 

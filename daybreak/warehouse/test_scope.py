@@ -83,7 +83,9 @@ class ChangeMarks:
             last_whole = dt.datetime.fromisoformat(mark.whole_at)
             if last_whole.tzinfo is None:
                 last_whole = last_whole.replace(tzinfo=dt.UTC)
-            if now - last_whole < whole_every:
+            # A whole run "in the future" (a clock set back, a forged file) is due now, or the
+            # whole run would never come.
+            if dt.timedelta(0) <= now - last_whole < whole_every:
                 chosen[name] = mark.through
         return chosen
 
