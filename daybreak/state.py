@@ -115,6 +115,11 @@ class StateLayout:
         return self.root / "warehouse-recovered.json"
 
     @property
+    def warehouse_checked(self) -> Path:
+        """The warehouse file as it was when last found to open (daybreak/warehouse/backup.py)."""
+        return self.root / "warehouse-checked.json"
+
+    @property
     def hamilton_ui(self) -> Path:
         """The Hamilton UI's own SQLite store and blobs."""
         return self.root / "hamilton-ui"

@@ -30,6 +30,7 @@ from daybreak import clock, progress
 from daybreak.config import Settings
 from daybreak.errors import LOCK_CONFLICT
 from daybreak.files import write_atomic
+from daybreak.warehouse.backup import remember_sound
 from daybreak.warehouse.lock import wait_until_free, warehouse_lock
 from daybreak.warehouse.markets import write_market_files
 from daybreak.warehouse.reader import WarehouseMissing, open_reader
@@ -565,6 +566,8 @@ class DbtProject:
             report = DbtBuildReport(select, self._node_results(result.result, manifest))
             report.tested_by_change = sorted(since)
             self._after_build(report, manifest, scoped, marks, since, now)
+            if not self.spark:  # closed by dbt and by the step above, whole: no need to look
+                remember_sound(self.layout, warehouse)
         report.seconds = round(time.monotonic() - started, 3)
         for node in report.nodes:
             rows = f", {node.rows:,} rows" if node.rows is not None else ""
