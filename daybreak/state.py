@@ -115,6 +115,17 @@ class StateLayout:
         return self.root / "warehouse-recovered.json"
 
     @property
+    def warehouse_columns(self) -> Path:
+        """Each built model's columns and their types in the warehouse, as the last build left
+        them (daybreak/warehouse/dbt_project.py; shown with the column lineage)."""
+        return self.dbt / "columns.json"
+
+    @property
+    def column_lineage(self) -> Path:
+        """The column lineage, cached by what it was computed from (daybreak/assets/columns.py)."""
+        return self.root / "column-lineage.json"
+
+    @property
     def warehouse_checked(self) -> Path:
         """The warehouse file as it was when last found to open (daybreak/warehouse/backup.py)."""
         return self.root / "warehouse-checked.json"

@@ -33,6 +33,29 @@ class CsvDataset:
     def column_names(self) -> list[str]:
         return [name for name, _ in self.columns]
 
+    @property
+    def daily(self) -> bool:
+        return "(?P<date>" in self.blob_pattern
+
+    def lake_columns(self) -> list[LakeColumn]:
+        """Each column of the dataset's lake files and where it comes from: the CSV column the
+        sync reads it from (typed, text cleaned by `cleaned`), or a value the sync adds."""
+        from_csv = [
+            LakeColumn(
+                name,
+                kind,
+                name,
+                "computed" if kind == "VARCHAR" else "cast",
+                cleaned(name, kind) if kind == "VARCHAR" else f"read as {kind}",
+            )
+            for name, kind in self.columns
+        ]
+        added = {**(DAILY_SYNC_COLUMNS if self.daily else {}), **SYNC_COLUMNS}
+        return from_csv + [
+            LakeColumn(name, kind, None, "constant", origin)
+            for name, (kind, origin) in added.items()
+        ]
+
     def match(self, blob_name: str) -> re.Match[str] | None:
         return re.fullmatch(re.escape(self.prefix) + self.blob_pattern, blob_name)
 
@@ -43,6 +66,37 @@ class CsvDataset:
         if raw is None:
             return None
         return dt.datetime.strptime(raw, "%Y%m%d").date()
+
+
+@dataclass(frozen=True)
+class LakeColumn:
+    """One column of a dataset's lake files: its type, the CSV column it is read from (None for a
+    value the sync adds), how (copied, cast, computed, constant) and the expression."""
+
+    name: str
+    type: str
+    csv_column: str | None
+    how: str
+    expression: str
+
+
+# What the sync writes beside the CSV's columns (daybreak/ingest/sync.py `_extras`): name ->
+# (type, where the value comes from). Daily datasets carry their market and day as well.
+DAILY_SYNC_COLUMNS: dict[str, tuple[str, str]] = {
+    "market": ("VARCHAR", "the market of the sync asset"),
+    "file_date": ("DATE", "the date in the blob's name"),
+}
+SYNC_COLUMNS: dict[str, tuple[str, str]] = {
+    "source_blob": ("VARCHAR", "the blob's name in the container"),
+    "synced_at": ("TIMESTAMP", "the time of the sync that wrote the file"),
+}
+
+
+def cleaned(column: str, kind: str, table: str = "") -> str:
+    """The SQL the sync applies to a CSV column: trailing spaces and blank strings in text are
+    export noise, not values (every other type is parsed as declared)."""
+    source = f'{table}."{column}"' if table else f'"{column}"'
+    return f"nullif(trim({source}), '')" if kind == "VARCHAR" else source
 
 
 ORDER_COLUMNS: tuple[tuple[str, str], ...] = (
@@ -120,3 +174,14 @@ SCV_CUSTOMERS = CsvDataset(
     lake_path="scv/year={year}/{stem}.parquet",
     optional=frozenset({"segment", "last_order_date"}),
 )
+
+
+def by_asset(markets: list[str]) -> dict[str, CsvDataset]:
+    """The dataset each ingestion asset syncs (dataflows/ingestion.py), by asset name: how the
+    column lineage finds the CSV behind a dbt source's `meta.daybreak_asset`."""
+    return {
+        **{f"{market.lower()}_orders_azure": orders(market) for market in markets},
+        "uk_products_sku": UK_PRODUCTS_SKU,
+        "uk_new_names": UK_NEW_NAMES,
+        "scv_customers_azure": SCV_CUSTOMERS,
+    }

@@ -24,7 +24,7 @@ import duckdb
 
 from daybreak.errors import DiskFull, disk_full
 from daybreak.files import atomic_path, publish
-from daybreak.ingest.datasets import CsvDataset
+from daybreak.ingest.datasets import CsvDataset, cleaned
 
 _MAX_PROBLEMS = 20
 
@@ -127,16 +127,7 @@ def _reader(source: str, dataset: CsvDataset, header: list[str], filename: str =
 
 
 def _select_list(dataset: CsvDataset, extra: dict[str, str], table: str = "") -> str:
-    parts = []
-    for column, kind in dataset.columns:
-        quoted = f'"{column}"'
-        source = f"{table}.{quoted}" if table else quoted
-        # Trailing spaces and blank strings in text fields are export noise, not values.
-        parts.append(
-            f"nullif(trim({source}), '') AS {quoted}"
-            if kind == "VARCHAR"
-            else f"{source} AS {quoted}"
-        )
+    parts = [f'{cleaned(column, kind, table)} AS "{column}"' for column, kind in dataset.columns]
     parts += [f"{expr} AS {col}" for col, expr in extra.items()]
     return ", ".join(parts)
 

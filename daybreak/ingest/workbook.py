@@ -53,6 +53,37 @@ SCHEMA = pa.schema(
 )
 
 
+# Column lineage (docs/ARCHITECTURE.md, "Column lineage"): the asset that reads the workbook
+# (dataflows/budget.py), the workbook's columns as a reader of it sees them, and how each column
+# of the long table above comes from them.
+ASSET = "daily_sales_budget_exchange_ingest"
+WORKBOOK_COLUMNS: dict[str, str] = {
+    "market": "Budget sheets: the Market column",
+    "currency": "Budget sheets: the Currency column",
+    "period": "Budget sheets: each day (a date), month (YYYY-MM) or ISO week (YYYY-Www) header",
+    "amount": "Budget sheets: the amount under each period, in the market's currency",
+    "budget_year": "Budget sheets: the year in the sheet's name or its Budget year label",
+    "rate_year": f"{RATES_SHEET}: the Year column",
+    "rate_currency": f"{RATES_SHEET}: the Currency column",
+    "local_per_gbp": f"{RATES_SHEET}: the Local per GBP column",
+}
+_SPREAD = "the period's amount spread evenly over its days in the currency's smallest unit"
+# long column -> [(workbook column, how, expression)]; the rate is joined on year and currency.
+LINEAGE: dict[str, list[tuple[str, str, str]]] = {
+    "date": [("period", "computed", "each day of the period")],
+    "market": [("market", "copied", "")],
+    "budget_year": [("budget_year", "copied", "")],
+    "currency": [("currency", "copied", "")],
+    "budget_local": [("amount", "computed", _SPREAD)],
+    "fx_local_per_gbp": [("local_per_gbp", "copied", "")],
+    "budget_gbp": [
+        ("amount", "computed", f"budget_local / local_per_gbp ({_SPREAD})"),
+        ("local_per_gbp", "computed", "budget_local / local_per_gbp"),
+    ],
+}
+LINEAGE_JOINED_ON = ("rate_year", "rate_currency")
+
+
 @dataclass
 class BudgetError(ValueError):
     """The workbook cannot be loaded as it is; each problem names its sheet and cell."""

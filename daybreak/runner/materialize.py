@@ -38,6 +38,7 @@ from typing import Any
 from hamilton import driver
 
 from daybreak import clock, progress
+from daybreak.assets import columns
 from daybreak.assets.catalogue import Asset, models_built_by
 from daybreak.assets.dbt_models import DBT_BUILD_KIND, MODEL_KIND
 from daybreak.assets.tags import RetryPolicy, policy_from_tags
@@ -431,6 +432,8 @@ def _build_models(
             clear()
             dbt: DbtProject = dr.execute(["dbt_project"], inputs=inputs)["dbt_project"]
             report = dbt.build(models, full_refresh=inputs["full_refresh"], cancel=cancel)
+            # The column lineage follows the project: computed again only when it changed.
+            columns.refresh_after_build(dbt.settings)
         except DbtBuildFailed as failed:
             report = failed.report
         except DbtCancelled as cancelled:

@@ -172,17 +172,45 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "lineage",
-        help="draw the asset graph (SVG or PNG), grouped by group, coloured by last status",
+        help="draw the asset graph (SVG or PNG), grouped by group, coloured by last status; "
+        "or trace a column: --column NAME.COLUMN (upstream to the landing CSV columns), "
+        "--downstream NAME.COLUMN (every model column and extract field it reaches)",
     )
     _common(p)
     which = p.add_mutually_exclusive_group()
     which.add_argument("--job", help="only this job's assets and the upstream they need")
     which.add_argument("--asset", help="only this asset and its neighbours (see --upstream)")
-    p.add_argument("--upstream", action="store_true", help="with --asset: what it depends on")
-    p.add_argument("--downstream", action="store_true", help="with --asset: what depends on it")
+    which.add_argument(
+        "--column",
+        metavar="NAME.COLUMN",
+        help="a column's lineage upstream, e.g. executive_daily_sales.net_sales_gbp",
+    )
+    p.add_argument(
+        "--upstream",
+        nargs="?",
+        const=True,
+        default=False,
+        metavar="NAME.COLUMN",
+        help="with --asset: what it depends on; with a column: what makes it",
+    )
+    p.add_argument(
+        "--downstream",
+        nargs="?",
+        const=True,
+        default=False,
+        metavar="NAME.COLUMN",
+        help="with --asset: what depends on it; with a column (e.g. "
+        "uk_orders_azure.discount): every column and extract field it reaches",
+    )
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="a column's lineage as JSON, close to OpenLineage's column-lineage facet",
+    )
     p.add_argument(
         "-o", "--output", type=Path, metavar="FILE",
-        help="where to write; .svg or .png (default: <exports>/lineage.svg)",
+        help="where to write; .svg or .png (default: <exports>/lineage.svg); with a column, "
+        "the picture of its path",
     )  # fmt: skip
     p.set_defaults(handler=_lineage)
 
@@ -566,8 +594,13 @@ def _logs(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _lineage(settings: Settings, args: argparse.Namespace) -> int:
+    named = [v for v in (args.column, args.upstream, args.downstream) if isinstance(v, str)]
+    if named:
+        return _column_lineage(settings, args, named)
+    if args.json:
+        raise lineage.LineageError("--json goes with a column (--column or --downstream NAME)")
     if (args.upstream or args.downstream) and not args.asset:
-        raise lineage.LineageError("--upstream and --downstream go with --asset")
+        raise lineage.LineageError("--upstream and --downstream go with --asset or a column")
     out: Path = args.output or settings.paths.exports / "lineage.svg"
     if out.suffix.lower() not in lineage.FORMATS:
         raise lineage.LineageError(f"-o {out}: expected a .svg or .png file")
@@ -581,6 +614,39 @@ def _lineage(settings: Settings, args: argparse.Namespace) -> int:
     dot = lineage.to_dot(assets, chosen, states, title or "daybreak assets")
     write_atomic(out, lineage.render(dot, out.suffix.lower().lstrip(".")))
     print(f"wrote {out} ({len(chosen)} assets)")
+    return EXIT_OK
+
+
+def _column_lineage(settings: Settings, args: argparse.Namespace, named: list[str]) -> int:
+    """`lineage --column C`, `--upstream C`, `--downstream C` (or `--column C --downstream`)."""
+    from daybreak.assets import columns
+    from daybreak.views import column_view
+
+    if len(set(named)) > 1:
+        raise lineage.LineageError(f"one column at a time (got {', '.join(named)})")
+    if args.asset or args.job:
+        raise lineage.LineageError("a column goes without --asset and --job")
+    name = named[0]
+    down = args.downstream is not False and (args.downstream is True or args.downstream == name)
+    up = args.upstream is not False or not down
+    graph = columns.load(settings)
+    if args.output is not None:
+        out: Path = args.output
+        if out.suffix.lower() not in lineage.FORMATS:
+            raise lineage.LineageError(f"-o {out}: expected a .svg or .png file")
+        dot = column_view.path_dot(graph, name)
+        write_atomic(out, lineage.render(dot, out.suffix.lower().lstrip(".")))
+        print(f"wrote {out}")
+        return EXIT_OK
+    answers = ([graph.upstream(name)] if up else []) + ([graph.downstream(name)] if down else [])
+    if args.json:
+        shaped = [graph.openlineage(a) for a in answers]
+        print(json.dumps(shaped[0] if len(shaped) == 1 else shaped, indent=2))
+        return EXIT_OK
+    for answer in answers:
+        text = (column_view.upstream_text if answer["direction"] == "upstream"
+                else column_view.downstream_text)  # fmt: skip
+        print(text(graph, answer))
     return EXIT_OK
 
 

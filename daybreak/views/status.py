@@ -144,7 +144,46 @@ def asset_page(settings: Settings, name: str, limit: int = 60) -> dict[str, Any]
         "last_error": {"run_id": last_error["run_id"], "error": last_error["error"]}
         if last_error else None,
         "runs": runs,
+        "columns": asset_columns(settings, name),
     }  # fmt: skip
+
+
+def asset_columns(settings: Settings, name: str) -> dict[str, Any]:
+    """The column lineage of the tables an asset owns (a sync: its landing file and lake
+    table; a model; an export: its extract), each column with what it comes from and what
+    uses it; {"error": ...} when the lineage cannot be computed (the page shows the rest)."""
+    from daybreak.assets import columns
+
+    try:
+        graph = columns.load(settings)
+    except Exception as exc:
+        return {"error": f"column lineage unavailable: {exc}", "tables": []}
+    tables = []
+    for table, entry in graph.columns_of(name):
+        tables.append({
+            "table": table, "kind": entry["kind"], "description": entry["description"],
+            "columns": [
+                {"column": column, "name": f"{table}.{column}", "type": info["type"],
+                 "description": info["description"], "inputs": info["inputs"],
+                 "outputs": graph.outputs(f"{table}.{column}"),
+                 **({"constant": info["constant"]} if "constant" in info else {})}
+                for column, info in entry["columns"].items()
+            ],
+            "indirect": entry.get("indirect", []),
+        })  # fmt: skip
+    gaps = [g for g in graph.gaps if g["table"] in {t["table"] for t in tables}]
+    return {"tables": tables, "gaps": gaps}
+
+
+def column_page(settings: Settings, name: str) -> dict[str, Any]:
+    """One column's lineage both ways (/columns/NAME.COLUMN, /api/columns/NAME.COLUMN), in the
+    OpenLineage-like shape of `runner.py lineage --json`. UnknownNameError if there is none."""
+    from daybreak.assets import columns
+
+    graph = columns.load(settings)
+    up, down = graph.upstream(name), graph.downstream(name)
+    return {"column": up["column"], "upstream": graph.openlineage(up),
+            "downstream": graph.openlineage(down)}  # fmt: skip
 
 
 def run_entry(history: History, run: RunRecord) -> dict[str, Any]:

@@ -25,16 +25,17 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from daybreak.config import Settings
-from daybreak.errors import UnknownNameError
+from daybreak.errors import UnknownNameError, UsageError
 from daybreak.logs import redact
 from daybreak.runner.backfill import duration, progress
 from daybreak.runner.history import History
-from daybreak.views.status import asset_page, run_entry
+from daybreak.views.status import asset_page, column_page, run_entry
 
 log = logging.getLogger(__name__)
 
 RUN_ID = re.compile(r"[0-9]{8}T[0-9]{6}Z-[0-9a-f]{6}")
 ASSET = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,200}")
+COLUMN = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,200}(\.[A-Za-z_][A-Za-z0-9_]{0,200}){1,3}")
 LOG_TAIL_LINES = 40
 BADGE = {
     "success": "ok", "fresh": "ok",
@@ -451,11 +452,99 @@ class Page:
             f"{_chart(data['runs'])}</section>",
             f'<section id="last-error"><h2>Last error</h2><p>run {_h(error["run_id"])}</p>'
             f'<pre class="log">{_h(error["error"])}</pre></section>' if error else "",
+            self._columns(data.get("columns") or {}),
             _table("runs", "Runs",
                    ["run", "job", "status", "started", "took", "rows", "ran on", "error"], runs),
             "</main></body></html>",
         ]  # fmt: skip
         return "\n".join(p for p in parts if p)
+
+    @staticmethod
+    def _columns(data: dict[str, Any]) -> str:
+        """The asset's columns with where each comes from and what uses it (column lineage)."""
+        if data.get("error"):
+            return (f'<section id="columns"><h2>Columns</h2>'
+                    f'<p class=muted>{_h(data["error"])}</p></section>')  # fmt: skip
+        if not data.get("tables"):
+            return ""
+
+        def column_link(name: str) -> str:
+            return f'<a href="/columns/{_h(name)}">{_h(name)}</a>'
+
+        def edges(items: list[dict[str, str]], expressions: bool) -> str:
+            shown = []
+            for e in items:
+                said = e.get("expression") if expressions else ""
+                tip = f' title="{_h(said)}"' if said else ""
+                shown.append(f"<span class=edge{tip}>{column_link(e['source'])} "
+                             f"<span class=muted>{_h(e['how'])}</span></span>")  # fmt: skip
+            return "<br>".join(shown) or "-"
+
+        parts = ['<section id="columns"><h2>Columns</h2>']
+        for table in data["tables"]:
+            rows = []
+            for c in table["columns"]:
+                made = edges(c["inputs"], True)
+                if "constant" in c:
+                    made = f"constant: <code>{_h(c['constant'])}</code>"
+                rows.append(
+                    f'<tr data-column="{_h(c["name"])}"><td>{column_link(c["name"])}</td>'
+                    f"<td>{_h(c['type'])}</td><td class=from>{made}</td>"
+                    f"<td class=to>{edges(c['outputs'], False)}</td>"
+                    f"<td>{_h(c['description'])}</td></tr>"
+                )
+            indirect = table.get("indirect") or []
+            chosen = ("<p class=muted>Rows chosen by: " + ", ".join(
+                f"{_h(e['how'])} on {column_link(e['source'])}" for e in indirect
+            ) + "</p>") if indirect else ""  # fmt: skip
+            parts.append(
+                f'<h3 data-table="{_h(table["table"])}">{_h(table["table"])} '
+                f"<span class=muted>({_h(table['kind'])}: {_h(table['description'])})</span></h3>"
+                f"{chosen}<table><tr><th>column</th><th>type</th><th>from</th><th>used by</th>"
+                f"<th>description</th></tr>{''.join(rows)}</table>"
+            )
+        for gap in data.get("gaps") or []:
+            parts.append(f"<p class=err>not traced: {_h(gap['table'])}.{_h(gap['column'])}: "
+                         f"{_h(gap['why'])}</p>")  # fmt: skip
+        parts.append("</section>")
+        return "".join(parts)
+
+    def render_column(self, data: dict[str, Any], svg: str | None) -> str:
+        """One column's page: the picture of its path, what it is made from, what it reaches."""
+        up, down = data["upstream"], data["downstream"]
+
+        def link(name: str) -> str:
+            return f'<a href="/columns/{_h(name)}">{_h(name)}</a>'
+
+        def assets_of(answer: dict[str, Any]) -> str:
+            names = sorted({d["asset"] for d in answer["datasets"]})
+            return ", ".join(f'<a href="/assets/{_h(n)}">{_h(n)}</a>' for n in names)
+
+        body = [
+            '<section id="column-path"><h2>Path</h2><div class="lineage">'
+            + (svg or "<p class=muted>picture unavailable (no Graphviz renderer)</p>")
+            + "</div></section>",
+            '<section id="column-upstream"><h2>Made from</h2>'
+            f"<p>Landing columns ({len(up['landing'])}): "
+            + (", ".join(link(c) for c in up["landing"]) or "none") + "</p>"
+            + (f"<p>Constants: {_h(', '.join(f'{k} = {v}' for k, v in up['constants'].items()))}"
+               "</p>" if up["constants"] else "")
+            + f"<p class=muted>Assets on the way: {assets_of(up)}</p></section>",
+            '<section id="column-downstream"><h2>Used by</h2>'
+            f"<p>Extract fields ({len(down['extract_fields'])}): "
+            + (", ".join(link(c) for c in down["extract_fields"]) or "none") + "</p>"
+            f"<p>Model columns ({len(down['model_columns'])}): "
+            + (", ".join(link(c) for c in down["model_columns"]) or "none") + "</p>"
+            + ("<p>Chooses the rows of: " + ", ".join(
+                f"{_h(i['table'])} ({_h(i['how'])})" for i in down["indirect"]) + "</p>"
+               if down["indirect"] else "")
+            + "</section>",
+            '<section id="column-gaps"><h2>Not traced</h2>'
+            + ("".join(f"<p class=err>{_h(g['table'])}.{_h(g['column'])}: {_h(g['why'])}</p>"
+                       for g in up["gaps"]) or "<p class=muted>nothing on this path</p>")
+            + "</section>",
+        ]  # fmt: skip
+        return self._shell(data["column"], body, sub="column lineage")
 
     def _shell(self, title: str, body: list[str], *, refresh: int | None = None,
                sub: str = "") -> str:  # fmt: skip
@@ -677,6 +766,31 @@ class StatusSite:
         except UnknownNameError:
             return None
         return self.page.render_asset(data, can_act=can_act)
+
+    def column_data(self, name: str) -> dict[str, Any] | None:
+        """A column's lineage both ways; None for a name that is not a known column."""
+        if not COLUMN.fullmatch(name):
+            return None
+        try:
+            return column_page(self.settings, name)
+        except UsageError:
+            return None
+
+    def column_html(self, name: str) -> str | None:
+        data = self.column_data(name)
+        if data is None:
+            return None
+        from daybreak.assets import columns
+        from daybreak.views import column_view
+        from daybreak.views.lineage import render
+
+        try:
+            dot = column_view.path_dot(columns.load(self.settings), data["column"])
+            svg: str | None = render(dot, "svg").decode()
+        except Exception as exc:  # the lists still answer the question
+            log.warning("column picture unavailable: %s", exc)
+            svg = None
+        return self.page.render_column(data, svg)
 
     def log_path(self, run_id: str) -> Path | None:
         if not RUN_ID.fullmatch(run_id):

@@ -4,6 +4,8 @@ Reading (GET; HEAD too):
 - `/`                     the status page (daybreak.views.status_page); reloads itself
 - `/api/status`           the same data as JSON: exactly `runner.py status --json`
 - `/lineage.svg`          the asset graph coloured by last status
+- `/columns/NAME.COLUMN`  one column's lineage: the picture of its path, what makes it, what
+                          it reaches (`/api/columns/NAME.COLUMN`: the same as JSON)
 - `/runs/<id>`            a run as it goes; `/runs/<id>/log` its log; `/api/runs/<id>` as JSON
 - `/assets/<name>`        one asset's page; `/api/assets/<name>` as JSON
 - `/confirm/<action>`     the confirmation of a button (changes nothing); `/login` the sign-in
@@ -405,6 +407,7 @@ class WebApp:
                   ("/lineage.svg", self.lineage), ("/runs/{run_id}", self.run_page),
                   ("/runs/{run_id}/log", self.run_log), ("/api/runs/{run_id}", self.api_run),
                   ("/assets/{name}", self.asset), ("/api/assets/{name}", self.api_asset),
+                  ("/columns/{name}", self.column), ("/api/columns/{name}", self.api_column),
               ]],
             Route("/confirm/{action}", self.confirm, methods=["GET", "HEAD"]),
             Route("/login", self.login_form, methods=["GET", "HEAD"]),
@@ -523,6 +526,14 @@ class WebApp:
             return self._json(asset_page(self.site.settings, name))
         except UnknownNameError:
             return self._json({"error": "not found"}, 404)
+
+    def column(self, request: Request) -> Response:
+        page = self.site.column_html(request.path_params["name"])
+        return self._html(page) if page is not None else self._text("not found\n", 404)
+
+    def api_column(self, request: Request) -> Response:
+        data = self.site.column_data(request.path_params["name"])
+        return self._json(data) if data is not None else self._json({"error": "not found"}, 404)
 
     def confirm(self, request: Request) -> Response:
         """What a button will do, and the POST that does it (this GET changes nothing)."""

@@ -289,6 +289,8 @@ def fingerprint(project_dir: Path, env: dict[str, str], dbt_vars: dict[str, Any]
 
 # The asset graph needs the project's structure only, which no real path changes.
 _GRAPH_ENV = {"DAYBREAK_LAKE": "/daybreak/lake", "DAYBREAK_WAREHOUSE": "/daybreak/warehouse.duckdb"}
+# Column lineage needs the compiled SQL, and nothing of a real warehouse.
+_LINEAGE_ENV = {"DAYBREAK_LAKE": "/daybreak/lake", "DAYBREAK_WAREHOUSE": ":memory:"}
 
 
 class _Invoker:
@@ -463,6 +465,35 @@ class DbtProject:
                 stamp.write_text(current)
             return dict(json.loads(manifest.read_text(encoding="utf-8")))
 
+    def lineage_manifest(self) -> dict[str, Any]:
+        """The project compiled for column lineage (daybreak/warehouse/column_lineage.py): against
+        an empty in-memory DuckDB, so no warehouse is opened or locked and every incremental
+        model compiles to its whole-table SQL. Compiled once into dbt/target/daybreak-lineage/
+        and read from there until a project file or var changes (`lineage_fingerprint`)."""
+        from filelock import FileLock
+
+        target = self.project_dir / "target" / "daybreak-lineage"
+        target.mkdir(parents=True, exist_ok=True)
+        with FileLock(target / ".compile.lock"):
+            self._write_market_files()
+            current = self.lineage_fingerprint()
+            stamp, manifest = target / "daybreak.fingerprint", target / "manifest.json"
+            if not (manifest.exists() and stamp.exists() and stamp.read_text() == current):
+                started = time.monotonic()
+                runner = _Invoker(self.project_dir, target, target / "logs", _LINEAGE_ENV,
+                                  self.vars)  # fmt: skip
+                result = runner.invoke(["compile", "--select", "resource_type:model"])
+                if not result.success:
+                    raise DbtError(f"dbt could not compile {self.project_dir}: {result.exception}")
+                stamp.write_text(current)
+                log.info("compiled the dbt project for column lineage in %.1f s",
+                         time.monotonic() - started)  # fmt: skip
+            return dict(json.loads(manifest.read_text(encoding="utf-8")))
+
+    def lineage_fingerprint(self) -> str:
+        """Changes when the compiled SQL could: a project file, the dbt version or a var."""
+        return fingerprint(self.project_dir, _LINEAGE_ENV, self.vars)
+
     # -- parsing --------------------------------------------------------------------------
 
     def _invoker(self) -> _Invoker:
@@ -580,6 +611,24 @@ class DbtProject:
             raise DbtBuildFailed(report)
         return report
 
+    def _record_columns(self, con: Any, built: list[str]) -> None:
+        """The built models' columns and types as the warehouse has them (the column lineage
+        shows them): <state>/dbt/columns.json, {model: {column: type}}."""
+        path = self.layout.warehouse_columns
+        try:
+            known = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+            if not isinstance(known, dict):
+                known = {}
+        except (OSError, ValueError):
+            known = {}
+        try:
+            for model in built:
+                rows = con.execute(f'DESCRIBE main."{model}"').fetchall()
+                known[model] = {str(r[0]): str(r[1]) for r in rows}
+            write_atomic(path, json.dumps(known, indent=1, sort_keys=True))
+        except Exception as exc:  # the types are shown, never relied on: a build goes on
+            log.warning("could not record the built models' column types: %s", exc)
+
     def _finished_nodes(self, manifest: Any, since: float) -> list[NodeResult]:
         """What a cancelled build finished, from the run_results.json dbt writes as it stops."""
         path = self.target_dir / "run_results.json"
@@ -658,6 +707,7 @@ class DbtProject:
                 if model in built:
                     rows = con.execute(f'SELECT count(*) FROM main."{model.name}"').fetchall()
                     report.nodes[i] = NodeResult(**{**model.__dict__, "rows": int(rows[0][0])})
+            self._record_columns(con, [m.name for m in built])
             if report.failures or self.spark:
                 return
             names = [m.name for m in built]

@@ -1,0 +1,11 @@
+
+    
+    
+
+
+
+select market
+from "memory"."main"."int_market_calendar"
+where market is null
+
+

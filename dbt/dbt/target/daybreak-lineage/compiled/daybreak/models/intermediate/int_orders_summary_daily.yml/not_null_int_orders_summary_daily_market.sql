@@ -1,0 +1,11 @@
+
+    
+    
+
+
+
+select market
+from "memory"."main"."int_orders_summary_daily"
+where market is null
+
+

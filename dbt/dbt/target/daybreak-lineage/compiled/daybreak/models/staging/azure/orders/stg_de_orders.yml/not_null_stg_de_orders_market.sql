@@ -1,0 +1,11 @@
+
+    
+    
+
+
+
+select market
+from "memory"."main"."stg_de_orders"
+where market is null
+
+

@@ -1,0 +1,11 @@
+
+    
+    
+
+
+
+select quantity
+from "memory"."main"."stg_de_orders"
+where quantity is null
+
+

@@ -1,0 +1,11 @@
+
+    
+    
+
+
+
+select quantity
+from "memory"."main"."stg_jp_orders"
+where quantity is null
+
+

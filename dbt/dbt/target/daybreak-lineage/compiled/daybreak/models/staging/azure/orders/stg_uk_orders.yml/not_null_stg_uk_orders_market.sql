@@ -1,0 +1,11 @@
+
+    
+    
+
+
+
+select market
+from "memory"."main"."stg_uk_orders"
+where market is null
+
+

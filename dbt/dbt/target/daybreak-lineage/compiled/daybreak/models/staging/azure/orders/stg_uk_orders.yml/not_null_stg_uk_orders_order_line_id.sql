@@ -1,0 +1,11 @@
+
+    
+    
+
+
+
+select order_line_id
+from "memory"."main"."stg_uk_orders"
+where order_line_id is null
+
+

@@ -1,0 +1,11 @@
+
+    
+    
+
+
+
+select budget_date
+from "memory"."main"."stg_budget"
+where budget_date is null
+
+

@@ -1,0 +1,11 @@
+
+    
+    
+
+
+
+select budget_gbp
+from "memory"."main"."stg_budget"
+where budget_gbp is null
+
+

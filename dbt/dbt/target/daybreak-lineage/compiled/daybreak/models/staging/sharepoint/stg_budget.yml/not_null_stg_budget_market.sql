@@ -1,0 +1,11 @@
+
+    
+    
+
+
+
+select market
+from "memory"."main"."stg_budget"
+where market is null
+
+
