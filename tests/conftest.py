@@ -11,6 +11,7 @@ the whole process tree's clock moved months ahead and across the 2027 clock chan
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import re
 import socket
@@ -18,6 +19,7 @@ import subprocess
 import sys
 import textwrap
 import time
+import tomllib
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -140,6 +142,16 @@ def write_config(folder: Path, extra: str = "", *, days: int = 40, rows: int = 2
         encoding="utf-8",
     )
     return path
+
+
+def shipped_exports() -> str:
+    """The [[exports]] of the shipped daybreak.toml, for a config whose paths are a test's."""
+    shipped = tomllib.loads((ROOT / "daybreak.toml").read_text(encoding="utf-8"))
+    blocks = []
+    for export in shipped["exports"]:
+        lines = [f"{k} = {json.dumps(v)}" for k, v in export.items()]
+        blocks.append("[[exports]]\n" + "\n".join(lines))
+    return "\n\n".join(blocks) + "\n"
 
 
 def run_runner(

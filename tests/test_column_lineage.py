@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,7 @@ from daybreak.ingest import datasets, workbook
 from daybreak.views.status import asset_columns, column_page
 from daybreak.warehouse import column_lineage
 from daybreak.warehouse.dbt_project import DbtProject
-from tests.conftest import ROOT, ran_flow, run_runner, write_config
+from tests.conftest import ROOT, ran_flow, run_runner, shipped_exports, write_config
 
 MARKETS = ("uk", "de", "it", "jp")
 NET_SALES_LANDING = sorted(
@@ -27,16 +26,6 @@ NET_SALES_LANDING = sorted(
      for c in ("quantity", "unit_price", "discount", "returned_quantity")]
     + ["daily_sales_budget_exchange_ingest.local_per_gbp"]
 )  # fmt: skip
-
-
-def shipped_exports() -> str:
-    """The [[exports]] of the shipped daybreak.toml, for a config whose paths are a test's."""
-    shipped = tomllib.loads((ROOT / "daybreak.toml").read_text(encoding="utf-8"))
-    blocks = []
-    for export in shipped["exports"]:
-        lines = [f"{k} = {json.dumps(v)}" for k, v in export.items()]
-        blocks.append("[[exports]]\n" + "\n".join(lines))
-    return "\n\n".join(blocks) + "\n"
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,15 @@ from daybreak.ingest import demo
 from daybreak.runner.history import History
 from daybreak.views import lineage, status_page, web
 from daybreak.views.status import status_data
-from tests.conftest import DEMO_END, MODELS, ROOT, run_runner, wait_for, write_config
+from tests.conftest import (
+    DEMO_END,
+    MODELS,
+    ROOT,
+    run_runner,
+    shipped_exports,
+    wait_for,
+    write_config,
+)
 
 pytestmark = pytest.mark.system_clock
 
@@ -276,3 +284,57 @@ def test_run_now_cancel_a_backfill_and_rerun_from_failure_from_the_page_in_chrom
     actions = [(a["action"], a["outcome"]) for a in history.actions(limit=20)]
     assert ("run", "started") in actions and ("rerun", "started") in actions
     assert any(a == "cancel" and o.startswith("cancel asked") for a, o in actions)
+
+
+def test_column_lineage_on_the_asset_page_and_one_columns_path_in_chromium(tmp_path: Path) -> None:
+    config = write_config(tmp_path, shipped_exports(), days=2, rows=5)
+    settings = load_settings(config, environ={})
+    demo.generate(settings)
+    site = status_page.StatusSite(settings, status_data, lineage.svg_for)
+    server = web.StatusServer(site, "127.0.0.1", 0).start()
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    try:
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.goto(server.url + "assets/qi_executive_daily_sales")
+            row = page.locator('#columns tr[data-column="qi_executive_daily_sales.net_sales_gbp"]')
+            assert "int_orders_summary_daily.net_sales_gbp" in row.locator("td.from").inner_text()
+            assert "executive_daily_sales.net_sales_gbp" in row.locator("td.to").inner_text()
+            assert "aggregated" in row.locator("td.from").inner_text()
+            check_layout(page, ("#about", "#columns"))
+            page.screenshot(path=str(ARTIFACTS / "asset-columns.png"), full_page=True)
+
+            # The extract's page, then one field's path drawn, upstream to the landing columns.
+            page.goto(server.url + "assets/tableau_executive_daily_sales")
+            field = page.locator('#columns tr[data-column="executive_daily_sales.net_sales_gbp"]')
+            assert field.locator("td").first.inner_text() == "net_sales_gbp"
+            field.locator("td").first.locator("a").click()
+            page.wait_for_load_state()
+            assert page.title() == "executive_daily_sales.net_sales_gbp - daybreak"
+            made = page.locator("#column-upstream").inner_text()
+            assert "Landing columns (17)" in made and "uk_orders_azure.discount" in made
+            assert "daily_sales_budget_exchange_ingest.local_per_gbp" in made
+            path = page.locator("#column-path svg")
+            for column in ("uk_orders_azure.discount", "stg_budget.fx_local_per_gbp",
+                           "executive_daily_sales.net_sales_gbp"):  # fmt: skip
+                assert path.locator(f'[id="column_{column}"]').count() == 1, column
+            check_layout(page, ("#column-path", "#column-upstream", "#column-downstream"))
+            page.screenshot(path=str(ARTIFACTS / "column-path.png"), full_page=True)
+
+            # Impact analysis from a landing column's page.
+            page.goto(server.url + "columns/uk_orders_azure.discount")
+            used = page.locator("#column-downstream").inner_text()
+            assert "executive_daily_sales.net_sales_gbp" in used
+            assert "daily_sales_summary.net_sales_gbp" in used
+            browser.close()
+        api = requests.get(server.url + "api/columns/uk_orders_azure.discount", timeout=30)
+        assert api.status_code == 200
+        assert "executive_daily_sales.net_sales_gbp" in api.json()["downstream"]["extract_fields"]
+        for bad in ("nope.x", "executive_daily_sales.nope", "x", "a..b", "%3Cscript%3E.x"):
+            assert requests.get(server.url + f"columns/{bad}", timeout=30).status_code == 404, bad
+            assert requests.get(server.url + f"api/columns/{bad}", timeout=30).status_code == 404
+        assert requests.post(server.url + "columns/uk_orders_azure.discount",
+                             timeout=30).status_code == 405  # fmt: skip
+    finally:
+        server.stop()

@@ -130,6 +130,14 @@ def test_a_tracked_run_lands_in_the_ui_with_its_nodes_and_errors(
     graph_nodes = {n["name"] for n in full["nodes"]}
     assert {"build_daily_sales_models", "qi_executive_daily_sales"} <= graph_nodes
     assert expected <= graph_nodes
+    # Each node's documentation carries its columns' lineage (the UI shows it on the node).
+    docs = {n["name"]: n.get("documentation") or "" for n in full["nodes"]}
+    assert (
+        "net_sales_gbp <- int_orders_summary_daily.net_sales_gbp (aggregated)"
+        in docs["qi_executive_daily_sales"]
+    )
+    assert "discount <- azure_orders.uk.discount (renamed)" not in docs["uk_orders_azure"]
+    assert "discount <- uk_orders_azure.discount (cast)" in docs["uk_orders_azure"]
 
     # A failure: the UI shows which asset failed and why.
     landing = load_settings(config, environ={}).paths.landing

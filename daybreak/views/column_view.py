@@ -137,3 +137,19 @@ def path_dot(graph: ColumnGraph, name: str) -> str:
                              f"[label={_q(edge['how'])}, tooltip={_q(tip)}];")  # fmt: skip
     lines.append("}")
     return "\n".join(lines) + "\n"
+
+
+def asset_docs(graph: ColumnGraph) -> dict[str, str]:
+    """Per asset, its tables' columns and what each comes from, as plain text: what the
+    Hamilton UI mirror adds to each node's documentation (the UI shows it on the node)."""
+    docs: dict[str, list[str]] = {}
+    for table, entry in graph.tables.items():
+        lines = docs.setdefault(entry["asset"], [])
+        lines.append(f"{table} ({KIND_LABEL[entry['kind']]}):")
+        for column, info in entry["columns"].items():
+            made = ", ".join(f"{e['source']} ({e['how']})" for e in info["inputs"])
+            if "constant" in info:
+                made = f"constant {_short(info['constant'], 80)}"
+            lines.append(f"  {column}" + (f" <- {made}" if made else ""))
+    head = "Columns (runner.py lineage --column NAME.COLUMN traces one):"
+    return {asset: "\n".join([head, *lines]) for asset, lines in docs.items()}

@@ -22,6 +22,7 @@ Hamilton execution, while a daybreak run is many executions plus dbt builds.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import logging
 import threading
@@ -115,14 +116,21 @@ class HamiltonUiClient:
         log.info("created project %r in the Hamilton UI (id %s)", name, created["id"])
         return int(created["id"])
 
-    def dag_template(self, project_id: int, name: str, dr: h_driver.Driver) -> int:
-        """The DAG template for this graph and job (registered if the UI has none like it)."""
+    def dag_template(
+        self, project_id: int, name: str, dr: h_driver.Driver,
+        columns: tuple[str, dict[str, str]] | None = None,
+    ) -> int:  # fmt: skip
+        """The DAG template for this graph and job (registered if the UI has none like it).
+        `columns` (the column lineage's key, and per asset the text of its columns) is added to
+        each node's documentation; a new lineage is a new template."""
         from hamilton_sdk import driver as sdk
 
         graph = dr.graph
         modules = list(dr.graph_modules)
         vcs = sdk._derive_version_control_info(sdk._get_modules_hash(modules))
         dag_hash = sdk.hash_dag(graph)
+        if columns is not None:
+            dag_hash = hashlib.sha256(f"{dag_hash}|{columns[0]}".encode()).hexdigest()
         code_hash = sdk.hash_dag_modules(graph, modules)
         found = self._call(
             "GET",
@@ -142,7 +150,9 @@ class HamiltonUiClient:
             "config": _json_safe(graph.config),
             "dag_hash": dag_hash,
             "tags": {"job": name},
-            "nodes": _json_safe(sdk._extract_node_templates_from_function_graph(graph)),
+            "nodes": _json_safe(
+                _with_columns(sdk._extract_node_templates_from_function_graph(graph), columns)
+            ),
             "code_artifacts": sdk.extract_code_artifacts_from_function_graph(
                 graph, vcs, vcs.local_repo_base_path
             ),
@@ -191,6 +201,32 @@ class HamiltonUiClient:
             f"/dag_runs/{dag_run_id}/",
             json={"run_status": status, "run_end_time": ended_at},
         )
+
+
+def _with_columns(
+    nodes: list[dict[str, Any]], columns: tuple[str, dict[str, str]] | None
+) -> list[dict[str, Any]]:
+    if columns is None:
+        return nodes
+    for node in nodes:
+        text = columns[1].get(node["name"])
+        if text:
+            node["documentation"] = "\n\n".join(p for p in (node.get("documentation"), text) if p)
+    return nodes
+
+
+def column_docs(settings: Settings) -> tuple[str, dict[str, str]] | None:
+    """The column lineage for the UI's node documentation; None (and the UI shows the asset
+    graph only) when it cannot be computed."""
+    from daybreak.assets import columns
+    from daybreak.views.column_view import asset_docs
+
+    try:
+        graph = columns.load(settings)
+    except Exception as exc:
+        log.warning("the Hamilton UI gets no column lineage: %s", exc)
+        return None
+    return str(graph.data.get("key", "")), asset_docs(graph)
 
 
 def _json_safe(value: Any) -> Any:
@@ -291,7 +327,8 @@ class RunTracker:
             project = self.client.project_id(self.config.project, self.config.username)
             send_pending(self.settings, self.history, self.client, project, self.dr,
                          skip={self.run.run_id})  # fmt: skip
-            template = self.client.dag_template(project, self.run.job or "materialize", self.dr)
+            template = self.client.dag_template(project, self.run.job or "materialize", self.dr,
+                                                column_docs(self.settings))  # fmt: skip
             self.dag_run_id = self.client.start_run(
                 template, self.run.started_at, run_tags(self.run), self.run.selection
             )
@@ -348,12 +385,14 @@ def send_pending(
     sent = 0
     templates: dict[str, int] = {}
     url = settings.tracking.url or ""
+    docs: tuple[str, dict[str, str]] | None = None
     for run in history.untracked_runs(url, since, CATCH_UP_LIMIT):
         if run.run_id in skip:
             continue
         name = run.job or "materialize"
         if name not in templates:
-            templates[name] = client.dag_template(project_id, name, dr)
+            docs = docs or column_docs(settings)
+            templates[name] = client.dag_template(project_id, name, dr, docs)
         dag_run_id = client.start_run(templates[name], run.started_at, run_tags(run),
                                       run.selection)  # fmt: skip
         attributes: list[dict] = []

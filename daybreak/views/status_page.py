@@ -69,6 +69,10 @@ pre{background:#f1f3f4;padding:8px;overflow-x:auto;font-size:12px;max-height:320
 .muted{color:#5f6368}.err{color:#a50e0e}
 .eta.at-risk p{color:#a50e0e;font-weight:600}
 .lineage{overflow-x:auto}.lineage svg{max-width:100%;height:auto}
+#columns table{table-layout:fixed;width:100%}
+#columns td,#columns th{white-space:normal;overflow-wrap:anywhere}
+#columns th:nth-child(1){width:18%}#columns th:nth-child(2){width:10%}#columns th:nth-child(3),
+#columns th:nth-child(4){width:27%}.edge{display:block}
 form.act{display:inline;margin:0 4px 0 0}form.act input{font-size:12px}
 form.backfill{display:block;margin-top:4px}td.act{white-space:normal;min-width:18ch}
 #actions td{white-space:normal;overflow-wrap:anywhere}
@@ -468,17 +472,19 @@ class Page:
         if not data.get("tables"):
             return ""
 
-        def column_link(name: str) -> str:
-            return f'<a href="/columns/{_h(name)}">{_h(name)}</a>'
+        def column_link(name: str, text: str = "") -> str:
+            return f'<a href="/columns/{_h(name)}">{_h(text or name)}</a>'
 
         def edges(items: list[dict[str, str]], expressions: bool) -> str:
             shown = []
             for e in items:
                 said = e.get("expression") if expressions else ""
                 tip = f' title="{_h(said)}"' if said else ""
-                shown.append(f"<span class=edge{tip}>{column_link(e['source'])} "
-                             f"<span class=muted>{_h(e['how'])}</span></span>")  # fmt: skip
-            return "<br>".join(shown) or "-"
+                shown.append(
+                    f"<span class=edge{tip}>{column_link(e['source'])} "
+                    f"<span class=muted>{_h(e['how'])}</span></span>"
+                )
+            return "".join(shown) or "-"
 
         parts = ['<section id="columns"><h2>Columns</h2>']
         for table in data["tables"]:
@@ -488,18 +494,25 @@ class Page:
                 if "constant" in c:
                     made = f"constant: <code>{_h(c['constant'])}</code>"
                 rows.append(
-                    f'<tr data-column="{_h(c["name"])}"><td>{column_link(c["name"])}</td>'
-                    f"<td>{_h(c['type'])}</td><td class=from>{made}</td>"
+                    f'<tr data-column="{_h(c["name"])}"><td>{column_link(c["name"], c["column"])}'
+                    f"</td><td>{_h(c['type'])}</td><td class=from>{made}</td>"
                     f"<td class=to>{edges(c['outputs'], False)}</td>"
                     f"<td>{_h(c['description'])}</td></tr>"
                 )
             indirect = table.get("indirect") or []
-            chosen = ("<p class=muted>Rows chosen by: " + ", ".join(
-                f"{_h(e['how'])} on {column_link(e['source'])}" for e in indirect
-            ) + "</p>") if indirect else ""  # fmt: skip
+            chosen = (
+                (
+                    "<p class=muted>Rows chosen by: "
+                    + ", ".join(f"{_h(e['how'])} on {column_link(e['source'])}" for e in indirect)
+                    + "</p>"
+                )
+                if indirect
+                else ""
+            )
             parts.append(
                 f'<h3 data-table="{_h(table["table"])}">{_h(table["table"])} '
-                f"<span class=muted>({_h(table['kind'])}: {_h(table['description'])})</span></h3>"
+                f"<span class=muted>({_h(table['kind'])})</span></h3>"
+                f"<p class=muted>{_h(table['description'])}</p>"
                 f"{chosen}<table><tr><th>column</th><th>type</th><th>from</th><th>used by</th>"
                 f"<th>description</th></tr>{''.join(rows)}</table>"
             )
