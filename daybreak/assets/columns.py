@@ -4,8 +4,9 @@ A column is named NAME.COLUMN, NAME being one of four kinds of table:
 - landing: a sync asset's files as they land (`uk_orders_azure.discount`, the CSV's column; the
   budget workbook's columns go by `daily_sales_budget_exchange_ingest`);
 - lake: the Parquet files the sync writes, by the dbt source that reads them
-  (`azure_orders.uk.discount`); how each comes from the landing file is declared beside the
-  dataset (daybreak/ingest/datasets.py `lake_columns`, daybreak/ingest/workbook.py `LINEAGE`);
+  (`azure_orders.uk.discount`; `lake.ASSET` for a sync no dbt model reads); how each comes
+  from the landing file is declared beside the dataset (daybreak/ingest/datasets.py
+  `lake_columns`, daybreak/ingest/workbook.py `LINEAGE`);
 - model: a dbt model (`int_orders_summary_daily.net_sales_gbp`), traced through its compiled SQL
   (daybreak/warehouse/column_lineage.py);
 - extract: a Hyper extract of [[exports]] (`executive_daily_sales.net_sales_gbp`; an extract of
@@ -122,6 +123,29 @@ def _column(kind: str, description: str = "", inputs: list[Edge] | None = None,
     return found
 
 
+def _csv_tables(
+    asset: str, dataset: datasets.CsvDataset, description: str
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A CSV dataset's landing table and lake table, from its declaration."""
+    landing = {
+        "kind": "landing", "asset": asset, "indirect": [],
+        "description": f"CSV files under {dataset.prefix} ({dataset.blob_pattern})",
+        "columns": {c: _column(t, "optional" if c in dataset.optional else "")
+                    for c, t in dataset.columns},
+    }  # fmt: skip
+    lake: dict[str, Any] = {
+        "kind": "lake", "asset": asset, "columns": {}, "indirect": [],
+        "description": description or f"the lake's Parquet files <lake>/{dataset.lake_path}",
+    }  # fmt: skip
+    for col in dataset.lake_columns():
+        inputs = (
+            [Edge(f"{asset}.{col.csv_column}", col.how, col.expression)] if col.csv_column else []
+        )
+        constant = col.expression if col.csv_column is None else None
+        lake["columns"][col.name] = _column(col.type, "", inputs, constant)
+    return landing, lake
+
+
 def compute(settings: Settings, manifest: dict[str, Any]) -> dict[str, Any]:
     """The whole graph as JSON-able data (what the cache holds)."""
     tables: dict[str, dict[str, Any]] = {}
@@ -141,20 +165,7 @@ def compute(settings: Settings, manifest: dict[str, Any]) -> dict[str, Any]:
                             .replace("/daybreak/lake/", "<lake>/")),
         }  # fmt: skip
         if asset in csv_by_asset:
-            dataset = csv_by_asset[asset]
-            tables[asset] = {
-                "kind": "landing", "asset": asset, "indirect": [],
-                "description": f"CSV files under {dataset.prefix} ({dataset.blob_pattern})",
-                "columns": {c: _column(t, "optional" if c in dataset.optional else "")
-                            for c, t in dataset.columns},
-            }  # fmt: skip
-            for col in dataset.lake_columns():
-                inputs = (
-                    [Edge(f"{asset}.{col.csv_column}", col.how, col.expression)]
-                    if col.csv_column else []
-                )  # fmt: skip
-                constant = col.expression if col.csv_column is None else None
-                lake["columns"][col.name] = _column(col.type, "", inputs, constant)
+            tables[asset], lake = _csv_tables(asset, csv_by_asset[asset], lake["description"])
         elif asset == workbook.ASSET:
             tables[asset] = {
                 "kind": "landing", "asset": asset, "indirect": [],
@@ -179,6 +190,9 @@ def compute(settings: Settings, manifest: dict[str, Any]) -> dict[str, Any]:
                 lake["columns"][column]["description"] = info["description"]
         tables[key] = lake
         sources[key] = {c: v["type"] for c, v in lake["columns"].items()}
+    for asset, dataset in csv_by_asset.items():  # synced, read by no dbt model (yet)
+        if asset not in tables:
+            tables[asset], tables[f"lake.{asset}"] = _csv_tables(asset, dataset, "")
 
     dialect = "spark" if manifest.get("metadata", {}).get("adapter_type") == "spark" else "duckdb"
     models = column_lineage.model_lineage(manifest, sources, dialect)
