@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from daybreak.assets.columns import ColumnGraph
+from daybreak.warehouse.column_lineage import RANK
 
 KIND_LABEL = {"landing": "landing file", "lake": "lake", "model": "dbt model",
               "extract": "Tableau extract"}  # fmt: skip
@@ -23,8 +24,18 @@ def _short(text: str, limit: int = _SHOWN_CHARS) -> str:
 
 
 def _how(edge: dict[str, str]) -> str:
+    """How, and where the input enters: the innermost step of each path (--json has all)."""
     expression = edge.get("expression", "")
-    return f"{edge['how']}: {_short(expression)}" if expression else edge["how"]
+    if not expression:
+        return edge["how"]
+    entries: dict[str, None] = {}
+    for path in expression.split(" | "):
+        how, _, steps = path.partition(": ")
+        if how in RANK and steps:  # ways that differ (a UNION's branches): each way's own step
+            entries[f"{how}: {steps.partition(' <- ')[0]}"] = None
+        else:
+            entries[path.rpartition(" <- ")[2]] = None
+    return f"{edge['how']}: {_short(' | '.join(entries))}"
 
 
 def upstream_text(graph: ColumnGraph, answer: dict[str, Any]) -> str:
