@@ -740,6 +740,18 @@ def _tracking(parsed: _File) -> TrackingConfig | None:
 
 
 def _check_cross_fields(settings: Settings) -> None:
+    reader = settings.warehouse.reader_copy
+    warehouse = settings.paths.warehouse.name
+    if reader and (
+        not reader.lower().endswith(".duckdb")
+        or Path(reader).stem.lower() in {Path(warehouse).stem.lower(), "spark-warehouse"}
+        or reader.lower().startswith(warehouse.lower())
+    ):
+        raise ConfigError(
+            f"{settings.config_path}: warehouse.reader_copy {reader!r}: expected a file name "
+            f"ending .duckdb other than the warehouse's own ({warehouse}) or its files: it is "
+            "written beside the warehouse, with a folder of snapshots named after its stem"
+        )
     names = [e.asset for e in settings.exports]
     twice = sorted({n for n in names if names.count(n) > 1})
     if twice:

@@ -212,3 +212,16 @@ def test_redactor_masks_longest_secret_first() -> None:
     redact = Redactor()
     redact.register(["abcdef", "abcdefghij", "xy"])
     assert redact("key abcdefghij and abcdef, xy") == "key *** and ***, xy"
+
+
+@pytest.mark.parametrize(
+    "name", ["daybreak.duckdb", "DAYBREAK.duckdb", "readers.db", "spark-warehouse.duckdb"]
+)
+def test_a_reader_copy_that_would_land_on_the_warehouse_or_its_files_is_refused(
+    tmp_path: Path, name: str
+) -> None:
+    config = write_config(tmp_path, f'[warehouse]\nreader_copy = "{name}"\n')
+    with pytest.raises(ConfigError, match=r"warehouse\.reader_copy .*other than the warehouse"):
+        load_settings(config, environ={})
+    ok = write_config(tmp_path, '[warehouse]\nreader_copy = "for_readers.duckdb"\n')
+    assert load_settings(ok, environ={}).reader_copy == tmp_path / "warehouse/for_readers.duckdb"
