@@ -15,7 +15,7 @@ from daybreak.config import Settings, load_settings
 from daybreak.ingest import demo
 from daybreak.runner.execute import execute_run
 from daybreak.warehouse import reader_database
-from daybreak.warehouse.dbt_project import DbtProject
+from daybreak.warehouse.dbt_project import DbtBuildFailed, DbtProject
 from daybreak.warehouse.reader_database import snapshot_folder
 from tests.conftest import DEMO_END, MODELS, write_config
 
@@ -165,3 +165,33 @@ def test_a_forged_record_never_reaches_a_file_outside_its_folder(tmp_path: Path)
         assert precious.read_bytes() == b"keep me"
         assert settings.paths.warehouse.exists()
         assert reader_rows(reader, "SELECT count(*) FROM qi_executive_daily_sales")[0][0] > 0
+
+
+def test_a_mart_a_failed_build_changed_is_published_by_the_next_passing_build(
+    tmp_path: Path,
+) -> None:
+    """A build whose mart built but whose other test failed changes the mart's table without
+    publishing it; the next passing build publishes it, though it does not build the mart."""
+    settings = built(tmp_path)
+    reader = settings.reader_copy
+    assert reader is not None
+    record = snapshot_folder(reader) / "current.json"
+    before = json.loads(record.read_text())["tables"]["qi_executive_daily_sales"]["file"]
+    products = next((settings.paths.lake / "reference" / "uk_products_sku").glob("*.parquet"))
+    good = products.read_bytes()
+    con = duckdb.connect()
+    con.execute(f"COPY (SELECT * FROM read_parquet('{products}') UNION ALL "
+                f"(SELECT * FROM read_parquet('{products}') LIMIT 1)) TO '{products}.dup' "
+                "(FORMAT parquet)")  # fmt: skip
+    con.close()
+    os.replace(f"{products}.dup", products)  # a duplicate SKU: stg_uk_products_sku's test fails
+    with pytest.raises(DbtBuildFailed, match="stg_uk_products_sku"):
+        DbtProject(settings).build(["qi_executive_daily_sales", "stg_uk_products_sku"])
+    assert json.loads(record.read_text())["tables"]["qi_executive_daily_sales"]["file"] == before
+    products.write_bytes(good)
+    DbtProject(settings).build(["stg_uk_products_sku"])  # passes; the mart is not selected
+    after = json.loads(record.read_text())["tables"]["qi_executive_daily_sales"]["file"]
+    assert after != before
+    assert not (settings.state.dbt / "unpublished.json").exists()
+    DbtProject(settings).build(["stg_uk_products_sku"])  # published once, not at every build
+    assert json.loads(record.read_text())["tables"]["qi_executive_daily_sales"]["file"] == after

@@ -583,6 +583,8 @@ class DbtProject:
                     _release_warehouse()
                 if cancelled:
                     report = DbtBuildReport(select, self._finished_nodes(manifest, wall_start))
+                    if not self.spark:
+                        self._unpublished([m.name for m in report.models if not m.failed])
                     report.seconds = round(time.monotonic() - started, 3)
                     log.warning("dbt build cancelled; finished before it stopped: %s",
                                 ", ".join(n.name for n in report.models) or "no model")  # fmt: skip
@@ -610,6 +612,25 @@ class DbtProject:
         if report.failures:
             raise DbtBuildFailed(report)
         return report
+
+    def _unpublished(self, add: list[str] | None) -> list[str]:
+        """The models a failed or cancelled build changed, whose read-only snapshots the next
+        passing build must take although it may not build them (<state>/dbt/unpublished.json):
+        `add` adds to them and returns them all; None forgets them (they were published)."""
+        path = self.layout.dbt / "unpublished.json"
+        if add is None:
+            path.unlink(missing_ok=True)
+            return []
+        try:
+            known = json.loads(path.read_text(encoding="utf-8")) if path.exists() else []
+            known = [str(n) for n in known] if isinstance(known, list) else []
+        except (OSError, ValueError):
+            known = []
+        if add and set(add) - set(known):
+            known = sorted({*known, *add})
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_atomic(path, json.dumps(known))
+        return known
 
     def _record_columns(self, con: Any, built: list[str]) -> None:
         """The built models' columns and types as the warehouse has them (the column lineage
@@ -708,17 +729,21 @@ class DbtProject:
                     rows = con.execute(f'SELECT count(*) FROM main."{model.name}"').fetchall()
                     report.nodes[i] = NodeResult(**{**model.__dict__, "rows": int(rows[0][0])})
             self._record_columns(con, [m.name for m in built])
-            if report.failures or self.spark:
+            if self.spark:
                 return
             names = [m.name for m in built]
+            if report.failures:  # changed tables, not published: the next passing build does
+                self._unpublished(names)
+                return
             if marks is not None:
                 marks.passed(con, names, scoped, since, now)
             target = self.settings.reader_copy
             if target is not None:
                 copying = time.monotonic()
                 layers = set(self.settings.warehouse.reader_layers)
-                publish_reader_database(con, target, reader_models(manifest, layers), names,
-                                        now)  # fmt: skip
+                publish_reader_database(con, target, reader_models(manifest, layers),
+                                        [*names, *self._unpublished([])], now)  # fmt: skip
+                self._unpublished(None)
                 report.reader_copy_seconds = round(time.monotonic() - copying, 3)
         finally:
             con.close()
