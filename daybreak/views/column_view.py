@@ -59,6 +59,9 @@ def upstream_text(graph: ColumnGraph, answer: dict[str, Any]) -> str:
                 walk(source, depth + 1)
 
     walk(start, 1)
+    if info["kind"] == "landing":
+        lines.append("   a column of the files as they land: nothing is upstream of it "
+                     f"(--downstream {start} shows what uses it)")  # fmt: skip
     lines.append("")
     landing = answer["landing"]
     lines.append(f"landing columns ({len(landing)}): " + (", ".join(landing) or "none"))
