@@ -3,6 +3,7 @@ landing files' declarations and the extracts, from the CLI, the cache and the pa
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 from pathlib import Path
@@ -12,6 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from daybreak.assets import columns
+from daybreak.clock import FixedClock
 from daybreak.config import Settings, load_settings
 from daybreak.errors import UnknownNameError, UsageError
 from daybreak.ingest import datasets, workbook
@@ -180,7 +182,7 @@ def test_the_declared_lake_columns_are_the_columns_the_sync_writes(tmp_path: Pat
 
 
 def test_the_answer_comes_from_the_cache_until_the_project_changes(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, clock: FixedClock
 ) -> None:
     settings = load_settings(write_config(tmp_path, shipped_exports()), environ={})
     first = columns.load(settings)
@@ -197,10 +199,14 @@ def test_the_answer_comes_from_the_cache_until_the_project_changes(
         write_config(tmp_path, shipped_exports().replace("executive_daily_sales", "exec")),
         environ={},
     )
-    with pytest.raises(AssertionError, match="compiled again"):
+    with pytest.raises(columns.ColumnLineageUnavailable, match="compiled again"):
         columns.load(changed)
     monkeypatch.undo()
-    assert "exec" in columns.load(changed).tables
+    # A failure is remembered a while (a page reloading does not compile at every reload)...
+    with pytest.raises(columns.ColumnLineageUnavailable, match="compiled again"):
+        columns.load(changed)
+    clock.advance(dt.timedelta(seconds=columns.RETRY_FAILED_SECONDS + 1))
+    assert "exec" in columns.load(changed).tables  # ...then tried again
     # A damaged cache is computed again, never trusted.
     changed.state.column_lineage.write_text("{not json", encoding="utf-8")
     assert "exec" in columns.load(changed).tables
@@ -275,8 +281,60 @@ def test_stars_ctes_unions_windows_and_bad_sql_on_their_own() -> None:
     broken = found["broken"].gaps["*"]
     assert broken.startswith("sqlglot could not trace its SQL: ParseError")
     assert "\x1b" not in broken and "\n" not in broken
-    assert found["lost"].gaps == {"t": "no input column found for nowhere.thing (an unknown table)"}
+    assert found["lost"].gaps == {
+        "t": "no input column found for nowhere.thing (a table that is no model or source)"
+    }
     assert [e.source for e in found["reads_broken"].columns["x"]] == ["broken.x"]
+
+
+def test_what_sqlglot_would_get_wrong_is_a_gap_not_a_wrong_edge() -> None:
+    sources = {
+        "lake.orders": "read_parquet('/x/*.parquet')",
+        "lake.empty": "read_parquet('/y/*.parquet')",
+    }
+    models = {
+        "Stg_A": 'select id, amount, "a.b", "Mixed" from read_parquet(\'/x/*.parquet\')',
+        # An outside table that shares a model's name is not that model.
+        "outside": 'select r.amount from "db"."raw"."Stg_A" r',
+        "twice": 'select id, amount as id from "db"."main"."Stg_A"',
+        "by_name": 'select id from "db"."main"."Stg_A" union all by name '
+        'select id from "db"."main"."Stg_A"',
+        "dedup": 'select id, amount from "db"."main"."Stg_A" '
+        "qualify row_number() over (partition by id order by amount desc) = 1",
+        "partly": 'select a.amount + s.price as total, code from "db"."main"."Stg_A" a '
+        "join my_seed s on a.id = s.id",
+        "reads_empty": "select 1 as one from read_parquet('/y/*.parquet')",
+    }
+    columns_of = {"id": "INT", "amount": "DECIMAL", "a.b": "INT", "Mixed": "INT"}
+    found = column_lineage.model_lineage(
+        manifest(models, sources), {"lake.orders": columns_of, "lake.empty": {}}
+    )
+    a = found["Stg_A"]
+    assert a.gaps == {}
+    assert {c: [e.source for e in edges] for c, edges in a.columns.items()} == {
+        "id": ["lake.orders.id"],
+        "amount": ["lake.orders.amount"],
+        "a.b": ["lake.orders.a.b"],
+        # DuckDB's names are case-insensitive; sqlglot's DuckDB dialect writes them lower case.
+        "mixed": ["lake.orders.mixed"],
+    }
+    assert found["outside"].columns == {} and "raw/" in found["outside"].gaps["amount"]
+    assert "named more than once" in found["twice"].gaps["id"]
+    assert "UNION BY NAME" in found["by_name"].gaps["*"]
+    assert [(e.source, e.how) for e in found["dedup"].indirect] == [
+        ("Stg_A.amount", "filtered"),
+        ("Stg_A.id", "filtered"),
+    ]
+    partly = found["partly"]
+    assert [e.source for e in partly.columns["total"]] == ["Stg_A.amount"]
+    assert partly.gaps["total"] == (
+        "traced in part: no input column found for my_seed.price "
+        "(a table that is no model or source)"
+    )
+    assert partly.gaps["code"].startswith("no input column found for")
+    assert "code" not in partly.constants
+    # A source without columns leaves the others traceable.
+    assert found["reads_empty"].constants == {"one": "1"}
 
 
 def test_the_spark_flavour_of_the_project_traces_the_same() -> None:
@@ -385,3 +443,48 @@ def test_the_cli_prints_the_chain_the_impact_and_json(
     assert bad.returncode == 2 and "its columns:" in bad.stderr
     both = run_runner("lineage", "--column", "a.b", "--downstream", "c.d", config=config)
     assert both.returncode == 2 and "one column at a time" in both.stderr
+
+
+def test_an_extract_named_like_a_model_goes_by_its_asset(tmp_path: Path) -> None:
+    clash = (
+        '[[exports]]\nasset = "exec_export"\nname = "qi_executive_daily_sales"\n'
+        'tables = ["qi_executive_daily_sales"]\nupstream = ["build_daily_sales_models"]\n'
+    )
+    graph = columns.load(load_settings(write_config(tmp_path, clash), environ={}))
+    assert graph.tables["qi_executive_daily_sales"]["kind"] == "model"
+    assert graph.tables["exec_export"]["kind"] == "extract"
+    assert graph.upstream("exec_export.net_sales_gbp")["landing"] == NET_SALES_LANDING
+    assert graph.gaps == []
+
+
+def test_when_the_lineage_cannot_be_computed_the_pages_say_so_and_do_not_retry_each_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import requests
+
+    from daybreak.views import lineage, status_page, web
+    from daybreak.views.status import status_data
+
+    settings = load_settings(write_config(tmp_path, shipped_exports(), days=2, rows=5), environ={})
+    calls = []
+
+    def broken(self: DbtProject) -> dict[str, Any]:
+        calls.append(1)
+        raise RuntimeError("dbt could not compile: a model is broken")
+
+    monkeypatch.setattr(DbtProject, "lineage_manifest", broken)
+    site = status_page.StatusSite(settings, status_data, lineage.svg_for)
+    server = web.StatusServer(site, "127.0.0.1", 0).start()
+    try:
+        for _ in range(3):
+            page = requests.get(server.url + "columns/executive_daily_sales.net_sales_gbp",
+                                timeout=30)  # fmt: skip
+            assert page.status_code == 503 and "a model is broken" in page.text
+        api = requests.get(server.url + "api/columns/executive_daily_sales.net_sales_gbp",
+                           timeout=30)  # fmt: skip
+        assert api.status_code == 503 and "unavailable" in api.json()["error"]
+        asset = requests.get(server.url + "assets/qi_executive_daily_sales", timeout=30)
+        assert asset.status_code == 200 and "column lineage unavailable" in asset.text
+        assert len(calls) == 1  # remembered: the page's reloads do not compile again
+    finally:
+        server.stop()

@@ -35,6 +35,7 @@ from daybreak.config import Settings
 from daybreak.errors import UnknownNameError, UsageError
 from daybreak.files import write_atomic
 from daybreak.ingest import datasets, workbook
+from daybreak.logs import redact
 from daybreak.warehouse import column_lineage
 from daybreak.warehouse.column_lineage import Edge
 
@@ -60,9 +61,22 @@ class ColumnLineageError(UsageError):
     """A column name that is not NAME.COLUMN."""
 
 
+class ColumnLineageUnavailable(RuntimeError):
+    """The lineage could not be computed (dbt could not compile the project); the message is
+    redacted."""
+
+
+# A failed computation is not tried again for this long for the same key (the page's reloads).
+RETRY_FAILED_SECONDS = 300.0
+_failures: dict[str, tuple[float, str]] = {}
+
+
 def _key(settings: Settings, fingerprint: str) -> str:
-    here = [Path(m.__file__ or "") for m in (datasets, workbook, column_lineage)]
+    from sqlglot import __version__ as sqlglot_version
+
+    here = [Path(m.__file__ or "") for m in (datasets, workbook, column_lineage)] + [Path(__file__)]
     stamps = [f"{p.name}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in here if p.exists()]
+    stamps.append(f"sqlglot {sqlglot_version}")
     exports = [e.model_dump(mode="json") for e in settings.exports]
     text = json.dumps(
         [FORMAT, fingerprint, settings.market_codes, exports, stamps], sort_keys=True, default=str
@@ -85,7 +99,18 @@ def load(settings: Settings, *, refresh: bool = False) -> ColumnGraph:
                 return ColumnGraph(cached, _warehouse_types(settings))
         except (OSError, ValueError):
             log.warning("the column lineage cache %s could not be read: computing it again", path)
-    data = compute(settings, dbt.lineage_manifest())
+    failed = _failures.get(key)
+    now = clock.now().timestamp()
+    if not refresh and failed is not None and 0 <= now - failed[0] < RETRY_FAILED_SECONDS:
+        raise ColumnLineageUnavailable(failed[1])
+    try:
+        data = compute(settings, dbt.lineage_manifest())
+    except Exception as exc:  # remembered: a page asking again does not compile again at once
+        said = redact(f"{type(exc).__name__}: {exc}")
+        _failures[key] = (now, said)
+        while len(_failures) > 16:  # bounded, in a process that lives for months
+            del _failures[next(iter(_failures))]
+        raise ColumnLineageUnavailable(said) from exc
     data["key"] = key
     path.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(path, json.dumps(data, indent=1))
@@ -181,7 +206,9 @@ def compute(settings: Settings, manifest: dict[str, Any]) -> dict[str, Any]:
                                  "why": "workbook.LINEAGE does not declare it"})  # fmt: skip
             lake["indirect"] = [_edge(Edge(f"{asset}.{c}", "joined"))
                                 for c in workbook.LINEAGE_JOINED_ON]  # fmt: skip
-        else:
+        else:  # its columns as dbt declares them (if it does), traced no further
+            for column, info in (node.get("columns") or {}).items():
+                lake["columns"][column] = _column(str(info.get("data_type") or ""))
             gaps.append({"table": key, "column": "*", "why": (
                 f"its asset {asset or '(no meta.daybreak_asset)'} declares no landing columns "
                 "(daybreak/ingest/datasets.py by_asset)")})  # fmt: skip
@@ -218,6 +245,17 @@ def compute(settings: Settings, manifest: dict[str, Any]) -> dict[str, Any]:
     for export in settings.exports:
         for table in export.tables:
             name = export.name if len(export.tables) == 1 else f"{export.name}.{table}"
+            if name in tables:  # named like a model or a sync: the export's asset is unique
+                name = export.asset if len(export.tables) == 1 else f"{export.asset}.{table}"
+            if name in tables:
+                gaps.append(
+                    {
+                        "table": name,
+                        "column": "*",
+                        "why": f"extract {export.name} is named like another table",
+                    }
+                )
+                continue
             upstream = tables.get(table)
             entry: dict[str, Any] = {
                 "kind": "extract", "asset": export.asset, "columns": {}, "indirect": [],
@@ -247,13 +285,15 @@ class ColumnGraph:
     def __init__(self, data: dict[str, Any], types: dict[str, dict[str, str]] | None = None):
         self.data = data
         self.tables: dict[str, dict[str, Any]] = data["tables"]
+        self._by_length = sorted(self.tables, key=len, reverse=True)
         self.gaps: list[dict[str, str]] = data.get("gaps", [])
         for table, columns in (types or {}).items():
             known = self.tables.get(table)
             if known is not None and known["kind"] == "model":
+                folded = {c.lower(): c for c in known["columns"]}  # DuckDB's names ignore case
                 for column, kind in columns.items():
-                    if column in known["columns"]:
-                        known["columns"][column]["type"] = kind
+                    if column.lower() in folded:
+                        known["columns"][folded[column.lower()]]["type"] = kind
         for export in self.tables.values():  # an extract's field has its table's type
             if export["kind"] == "extract":
                 for info in export["columns"].values():
@@ -276,6 +316,12 @@ class ColumnGraph:
             raise ColumnLineageError(
                 f"{name!r}: expected NAME.COLUMN, e.g. executive_daily_sales.net_sales_gbp"
             )
+        for known in self._by_length:
+            if (
+                name.startswith(known + ".")
+                and name[len(known) + 1 :] in (self.tables[known]["columns"])
+            ):
+                return known, name[len(known) + 1 :]
         table, _, column = name.rpartition(".")
         if table not in self.tables:
             extracts = [t for t, e in self.tables.items()
@@ -289,6 +335,9 @@ class ColumnGraph:
                     + (f" (did you mean {', '.join(near)}?)" if near else
                        f"; tables: {', '.join(sorted(self.tables))}")
                 )  # fmt: skip
+        folded = {c.lower(): c for c in self.tables[table]["columns"]}
+        column = column if column in self.tables[table]["columns"] else (
+            folded.get(column.lower(), column))  # fmt: skip
         if column not in self.tables[table]["columns"]:
             raise UnknownNameError(
                 f"{table} has no column {column!r}; its columns: "
@@ -296,12 +345,21 @@ class ColumnGraph:
             )
         return table, column
 
-    def column_info(self, name: str) -> dict[str, Any]:
+    def parts(self, name: str) -> tuple[str, str]:
+        """NAME.COLUMN -> (NAME, COLUMN), by the longest table name it starts with (a table or a
+        column may have a dot in its name); no check that the column exists."""
+        for known in self._by_length:
+            if name.startswith(known + "."):
+                return known, name[len(known) + 1 :]
         table, _, column = name.rpartition(".")
+        return table, column
+
+    def column_info(self, name: str) -> dict[str, Any]:
+        table, column = self.parts(name)
         return dict(self.tables.get(table, {}).get("columns", {}).get(column, {}))
 
     def kind(self, name: str) -> str:
-        return str(self.tables.get(name.rpartition(".")[0], {}).get("kind", ""))
+        return str(self.tables.get(self.parts(name)[0], {}).get("kind", ""))
 
     # -- questions --------------------------------------------------------------------------
 
@@ -362,7 +420,7 @@ class ColumnGraph:
 
     def _describe(self, name: str) -> dict[str, Any]:
         info = self.column_info(name)
-        table = name.rpartition(".")[0]
+        table = self.parts(name)[0]
         return {
             "kind": self.kind(name),
             "asset": self.tables[table]["asset"],
@@ -373,12 +431,12 @@ class ColumnGraph:
         }
 
     def _indirect_along(self, chain: list[str]) -> list[dict[str, str]]:
-        tables = dict.fromkeys(c.rpartition(".")[0] for c in chain)
+        tables = dict.fromkeys(self.parts(c)[0] for c in chain)
         return [{"table": t, "how": e["how"], "on": e["source"]}
                 for t in tables for e in self.tables[t].get("indirect", [])]  # fmt: skip
 
     def _gaps_along(self, chain: list[str]) -> list[dict[str, str]]:
-        tables = {c.rpartition(".")[0] for c in chain}
+        tables = {self.parts(c)[0] for c in chain}
         return [g for g in self.gaps
                 if f"{g['table']}.{g['column']}" in chain
                 or (g["column"] == "*" and g["table"] in tables)]  # fmt: skip
@@ -408,15 +466,15 @@ class ColumnGraph:
         field, its inputFields with their transformations (`how` kept beside)."""
         datasets_out: dict[str, Any] = {}
         for name, info in answer["columns"].items():
-            table, _, column = name.rpartition(".")
+            table, column = self.parts(name)
             entry = datasets_out.setdefault(table, {
                 "namespace": NAMESPACE, "name": table, "kind": info["kind"],
                 "asset": info["asset"], "facets": {"columnLineage": {"fields": {}}},
             })  # fmt: skip
             fields = entry["facets"]["columnLineage"]["fields"]
             fields[column] = {"type": info["type"], "inputFields": [
-                {"namespace": NAMESPACE, "name": edge["source"].rpartition(".")[0],
-                 "field": edge["source"].rpartition(".")[2],
+                {"namespace": NAMESPACE, "name": self.parts(edge["source"])[0],
+                 "field": self.parts(edge["source"])[1],
                  "transformations": [_transformation(edge)]}
                 for edge in info["inputs"]
             ]}  # fmt: skip
@@ -426,8 +484,8 @@ class ColumnGraph:
             entry = datasets_out.get(item["table"])
             if entry is not None:
                 entry["facets"]["columnLineage"].setdefault("dataset", []).append({
-                    "namespace": NAMESPACE, "name": item["on"].rpartition(".")[0],
-                    "field": item["on"].rpartition(".")[2],
+                    "namespace": NAMESPACE, "name": self.parts(item["on"])[0],
+                    "field": self.parts(item["on"])[1],
                     "transformations": [_transformation({"how": item["how"]})],
                 })  # fmt: skip
         return {**{k: v for k, v in answer.items() if k != "columns"},

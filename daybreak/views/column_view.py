@@ -120,7 +120,7 @@ def path_dot(graph: ColumnGraph, name: str) -> str:
     columns = {**up["columns"], **down["columns"]}
     tables: dict[str, list[str]] = {}
     for column in columns:
-        tables.setdefault(column.rpartition(".")[0], []).append(column)
+        tables.setdefault(graph.parts(column)[0], []).append(column)
     title = f"column lineage of {start}"
     lines = [
         f"digraph {_q(title)} {{",
@@ -138,7 +138,7 @@ def path_dot(graph: ColumnGraph, name: str) -> str:
             bold = ", penwidth=2.5" if column == start else ""
             tip = columns[column].get("description") or column
             lines.append(
-                f"    {_q(column)} [label={_q(column.rpartition('.')[2])}, "
+                f"    {_q(column)} [label={_q(graph.parts(column)[1])}, "
                 f"fillcolor={_q(_FILL[kind])}, tooltip={_q(_short(tip, 200))}, "
                 f"id={_q('column_' + column)}{bold}];"
             )

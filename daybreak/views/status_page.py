@@ -22,6 +22,7 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 from daybreak.config import Settings
@@ -35,7 +36,9 @@ log = logging.getLogger(__name__)
 
 RUN_ID = re.compile(r"[0-9]{8}T[0-9]{6}Z-[0-9a-f]{6}")
 ASSET = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,200}")
-COLUMN = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,200}(\.[A-Za-z_][A-Za-z0-9_]{0,200}){1,3}")
+# NAME.COLUMN as the column lineage names it (an extract's name may hold spaces and dashes; the
+# lineage itself says whether there is such a column): printable, no slash, a dot inside.
+COLUMN = re.compile(r"[^\x00-\x1f\x7f/\\.][^\x00-\x1f\x7f/\\]{0,500}\.[^\x00-\x1f\x7f/\\]{1,500}")
 LOG_TAIL_LINES = 40
 BADGE = {
     "success": "ok", "fresh": "ok",
@@ -473,7 +476,7 @@ class Page:
             return ""
 
         def column_link(name: str, text: str = "") -> str:
-            return f'<a href="/columns/{_h(name)}">{_h(text or name)}</a>'
+            return f'<a href="/columns/{_h(quote(name, safe=""))}">{_h(text or name)}</a>'
 
         def edges(items: list[dict[str, str]], expressions: bool) -> str:
             shown = []
@@ -527,7 +530,7 @@ class Page:
         up, down = data["upstream"], data["downstream"]
 
         def link(name: str) -> str:
-            return f'<a href="/columns/{_h(name)}">{_h(name)}</a>'
+            return f'<a href="/columns/{_h(quote(name, safe=""))}">{_h(name)}</a>'
 
         def assets_of(answer: dict[str, Any]) -> str:
             names = sorted({d["asset"] for d in answer["datasets"]})

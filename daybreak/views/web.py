@@ -68,6 +68,7 @@ from starlette.responses import (
 )
 from starlette.routing import Route
 
+from daybreak.assets.columns import ColumnLineageUnavailable
 from daybreak.errors import ConfigError, UnknownNameError, UnknownRunError, UsageError
 from daybreak.logs import redact
 from daybreak.runner import actions
@@ -528,11 +529,17 @@ class WebApp:
             return self._json({"error": "not found"}, 404)
 
     def column(self, request: Request) -> Response:
-        page = self.site.column_html(request.path_params["name"])
+        try:
+            page = self.site.column_html(request.path_params["name"])
+        except ColumnLineageUnavailable as exc:  # redacted; not computed again for a while
+            return self._text(f"column lineage unavailable: {exc}\n", 503)
         return self._html(page) if page is not None else self._text("not found\n", 404)
 
     def api_column(self, request: Request) -> Response:
-        data = self.site.column_data(request.path_params["name"])
+        try:
+            data = self.site.column_data(request.path_params["name"])
+        except ColumnLineageUnavailable as exc:
+            return self._json({"error": f"column lineage unavailable: {exc}"}, 503)
         return self._json(data) if data is not None else self._json({"error": "not found"}, 404)
 
     def confirm(self, request: Request) -> Response:

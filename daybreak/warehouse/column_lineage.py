@@ -56,8 +56,9 @@ def _placeholder(key: str) -> str:
     return "daybreak_src__" + re.sub(r"\W", "_", key)
 
 
-def _relations(manifest: dict[str, Any]) -> dict[str, str]:
-    """Compiled relation text -> the identifier the parsed SQL uses for it."""
+def _relations(manifest: dict[str, Any], quote: str = '"') -> dict[str, str]:
+    """Compiled relation text -> the identifier the parsed SQL uses for it (a model's name
+    quoted, so its case survives; a source's placeholder, lower case)."""
     found: dict[str, str] = {}
     for node in manifest.get("sources", {}).values():
         key = source_key(node["source_name"], node["name"])
@@ -69,7 +70,7 @@ def _relations(manifest: dict[str, Any]) -> dict[str, str]:
             found[f"parquet.`{path}`"] = _placeholder(key)
     for node in _models(manifest).values():
         if node.get("relation_name"):
-            found[node["relation_name"]] = node["name"]
+            found[node["relation_name"]] = f"{quote}{node['name']}{quote}"
     return found
 
 
@@ -100,11 +101,15 @@ def model_lineage(
 ) -> dict[str, ModelColumns]:
     """Every model's column lineage, in dependency order. `sources` maps each dbt source
     (`source_key`) to its columns and types; `dialect` is the SQL's (duckdb or spark)."""
-    relations = _relations(manifest)
+    relations = _relations(manifest, "`" if dialect == "spark" else '"')
     # Longest first: a relation whose text contains another's is replaced whole.
     ordered = sorted(relations.items(), key=lambda kv: -len(kv[0]))
-    names = {_placeholder(k): k for k in sources}
-    schema: dict[str, dict[str, str]] = {_placeholder(k): dict(v) for k, v in sources.items()}
+    # Identifier -> lineage name, by lower case: DuckDB's and Spark's names ignore case, and
+    # sqlglot writes them lower case (quoted ones too).
+    names = {_placeholder(k).lower(): k for k in sources}
+    # A source with no known columns is left out: sqlglot refuses a table without columns, for
+    # every query. Its readers' columns are then gaps naming it.
+    schema: dict[str, dict[str, str]] = {_placeholder(k): dict(v) for k, v in sources.items() if v}
     models = _models(manifest)
     result: dict[str, ModelColumns] = {}
     for key in _in_order(models):
@@ -122,7 +127,7 @@ def model_lineage(
             except Exception as exc:  # sqlglot's errors and its assertions alike: a named gap
                 found.gaps["*"] = f"sqlglot could not trace its SQL: {_plain(exc)}"
         result[name] = found
-        names[name] = name
+        names[name.lower()] = name
         declared = [*found.columns, *found.constants, *(c for c in found.gaps if c != "*")]
         if declared:  # a model sqlglot could not read stays unknown: its readers' gap says so
             schema[name] = {c: "UNKNOWN" for c in declared}
@@ -148,8 +153,17 @@ def _trace(
     scope = build_scope(tree)
     if scope is None:
         raise ValueError("the model's SQL is not a query")
+    for union in tree.find_all(exp.SetOperation):
+        if union.args.get("by_name"):  # sqlglot's lineage would pair its columns by position
+            raise ValueError("UNION BY NAME: sqlglot pairs its columns by position")
+    outputs = [s.alias_or_name for s in cast(Any, scope.expression).selects]
+    for twice in sorted({n for n in outputs if outputs.count(n) > 1}):
+        found.gaps[twice] = (f"{twice} is named more than once in the select (the warehouse "
+                             f"renames the second {twice}_1): rename one")  # fmt: skip
     nodes = lineage(None, tree, schema=ensured, dialect=dialect, scope=scope, copy=False)
     for column, root in nodes.items():
+        if column in found.gaps:
+            continue
         paths: dict[str, dict[str, str]] = {}  # input column -> {steps: how}
         unresolved: list[str] = []
         constants: list[str] = []
@@ -158,16 +172,19 @@ def _trace(
             if source is None:
                 (constants if how == "constant" else unresolved).append(text or column)
                 continue
-            table, _, source_column = source.rpartition(".")
-            if table not in names:
-                unresolved.append(f"{source} (an unknown table)")
+            table, _, source_column = source.partition(".")
+            if table.lower() not in names:
+                unresolved.append(f"{source} (a table that is no model or source)")
                 continue
-            paths.setdefault(f"{names[table]}.{source_column}", {})[text] = how
+            paths.setdefault(f"{names[table.lower()]}.{source_column}", {})[text] = how
         edges = [_merge(source, ways) for source, ways in sorted(paths.items())]
+        lost = ", ".join(sorted(set(unresolved)))
         if edges:
             found.columns[column] = edges
+            if unresolved:  # traced in part: what is missing is said, not dropped
+                found.gaps[column] = f"traced in part: no input column found for {lost}"
         elif unresolved:
-            found.gaps[column] = "no input column found for " + ", ".join(sorted(set(unresolved)))
+            found.gaps[column] = f"no input column found for {lost}"
         else:
             found.constants[column] = " | ".join(sorted(set(constants))) or column
     found.indirect = _indirect(scope, ensured, names, dialect)
@@ -223,7 +240,7 @@ def _paths(root: Any, dialect: str, exp: Any) -> Iterator[tuple[str | None, str,
     while stack:
         node, how, steps, seen = stack.pop()
         if isinstance(node.expression, exp.Table):
-            yield f"{node.source.name}.{node.name.rpartition('.')[2]}", how, steps
+            yield _leaf(node, dialect, exp), how, steps
             continue
         step, text = _step(node, dialect, exp)
         if RANK[step] > RANK[how]:
@@ -233,7 +250,8 @@ def _paths(root: Any, dialect: str, exp: Any) -> Iterator[tuple[str | None, str,
             inner = inner.this if isinstance(inner, exp.Alias) else inner
             text = text or _sql(node.expression, dialect, exp)
             steps = [*steps, text] if text not in steps else steps
-            columns = any(True for _ in inner.find_all(exp.Column))
+            # A column sqlglot could not place comes back as itself or as a placeholder.
+            columns = any(True for _ in inner.find_all(exp.Column, exp.Placeholder))
             yield None, how if columns else "constant", steps
             continue
         if text and text not in steps:
@@ -241,6 +259,20 @@ def _paths(root: Any, dialect: str, exp: Any) -> Iterator[tuple[str | None, str,
         for child in node.downstream:
             if id(child) not in seen:  # a cycle would be sqlglot's bug; never loop on it
                 stack.append((child, how, steps, seen | {id(node)}))
+
+
+def _leaf(node: Any, dialect: str, exp: Any) -> str:
+    """A lineage leaf as TABLE.COLUMN, the column as named (quotes off, dots and case kept);
+    a table qualified by a database or schema is none of the project's (those are rewritten
+    to bare names), so it keeps its qualifier and matches nothing."""
+    table = node.source
+    qualifier = ".".join(p for p in (table.catalog, table.db) if p)
+    name = f"{qualifier}/{table.name}" if qualifier else table.name
+    try:
+        column = exp.to_column(node.name, dialect=dialect).name
+    except Exception:  # a name sqlglot wrote but cannot read back: keep its last part
+        column = node.name.rpartition(".")[2]
+    return f"{name}.{column}"
 
 
 def _indirect(scope: Any, ensured: Any, names: dict[str, str], dialect: str) -> list[Edge]:
@@ -255,8 +287,9 @@ def _indirect(scope: Any, ensured: Any, names: dict[str, str], dialect: str) -> 
         if not isinstance(select, exp.Select):
             continue
         conditions: list[tuple[str, Any]] = []
-        if select.args.get("where") is not None:
-            conditions.append(("filtered", select.args["where"]))
+        for clause in ("where", "having", "qualify"):
+            if select.args.get(clause) is not None:
+                conditions.append(("filtered", select.args[clause]))
         for join in select.args.get("joins") or []:
             if join.args.get("on") is not None:
                 conditions.append(("joined", join.args["on"]))
@@ -265,20 +298,21 @@ def _indirect(scope: Any, ensured: Any, names: dict[str, str], dialect: str) -> 
                 source = inner.sources.get(column.table)
                 leaves: list[str] = []
                 if isinstance(source, exp.Table):
-                    leaves.append(f"{source.name}.{column.name}")
+                    if not (source.catalog or source.db):
+                        leaves.append(f"{source.name}.{column.name}")
                 elif isinstance(source, Scope):
                     try:
                         node = to_node(column.name, scope=source, dialect=dialect, schema=ensured)
                     except Exception:  # a column of a subquery sqlglot cannot follow: skip it
                         continue
                     leaves += [
-                        f"{n.source.name}.{n.name.rpartition('.')[2]}"
+                        _leaf(n, dialect, exp)
                         for n in node.walk()
                         if isinstance(n.expression, exp.Table)
                     ]
                 for leaf in leaves:
-                    table, _, name = leaf.rpartition(".")
-                    if table in names:
-                        edge = Edge(f"{names[table]}.{name}", how)
+                    table, _, name = leaf.partition(".")
+                    if table.lower() in names:
+                        edge = Edge(f"{names[table.lower()]}.{name}", how)
                         found.setdefault((edge.source, how), edge)
     return sorted(found.values(), key=lambda e: (e.how, e.source))
