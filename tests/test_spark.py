@@ -154,3 +154,34 @@ def test_a_second_spark_warehouse_in_the_same_process_is_refused_by_name(
         DbtError, match=r"already runs a Spark session .* needs a process of its own"
     ):
         DbtProject(other).build(["stg_budget"])
+
+
+def test_the_column_lineage_of_the_spark_build_reads_sparks_sql_the_same(
+    built: tuple[Settings, Settings],
+) -> None:
+    """The Spark build's own compiled SQL (parquet.`path` sources, left semi join, explode),
+    read with sqlglot's Spark dialect, traces every model column to the same inputs as the
+    DuckDB compile that daybreak caches."""
+    import json
+
+    from daybreak.assets import columns
+
+    duck, spark = built
+    manifest = json.loads((spark.state.dbt / "target" / "manifest.json").read_text())
+    assert manifest["metadata"]["adapter_type"] == "spark"
+    on_spark = columns.ColumnGraph(columns.compute(spark, manifest))
+    on_duckdb = columns.load(duck)
+    assert on_spark.data["dialect"] == "spark" and on_spark.gaps == []
+    models = [t for t, e in on_duckdb.tables.items() if e["kind"] == "model"]
+    assert len(models) >= 10
+    for table in models:
+        for column in on_duckdb.tables[table]["columns"]:
+            name = f"{table}.{column}"
+            assert {e["source"] for e in on_spark.inputs(name)} == {
+                e["source"] for e in on_duckdb.inputs(name)
+            }, name
+    assert on_spark.upstream("summary.net_sales_gbp")["landing"] == sorted(
+        [f"{m}_orders_azure.{c}" for m in ("uk", "de", "it", "jp")
+         for c in ("quantity", "unit_price", "discount", "returned_quantity")]
+        + ["daily_sales_budget_exchange_ingest.local_per_gbp"]
+    )  # fmt: skip
