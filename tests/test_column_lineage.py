@@ -337,6 +337,29 @@ def test_what_sqlglot_would_get_wrong_is_a_gap_not_a_wrong_edge() -> None:
     assert found["reads_empty"].constants == {"one": "1"}
 
 
+def test_sql_compiled_for_an_incremental_build_reads_its_own_table_which_is_no_input() -> None:
+    sources = {"lake.orders": "read_parquet('/x/*.parquet')"}
+    models = {
+        "inc": "select id, amount, synced_at from read_parquet('/x/*.parquet') "
+        'where synced_at > (select max(synced_at) from "db"."main"."inc") '
+        'union all select id, amount, synced_at from "db"."main"."inc" where id < 0',
+    }
+    data = manifest(models, sources)
+    data["nodes"]["model.p.inc"]["depends_on"]["nodes"] = []
+    lake = {"lake.orders": {"id": "INT", "amount": "DECIMAL", "synced_at": "TIMESTAMP"}}
+    own = {"inc": {"id": "INTEGER", "amount": "DECIMAL(12,2)", "synced_at": "TIMESTAMP"}}
+    found = column_lineage.model_lineage(data, lake, built=own)["inc"]
+    assert found.gaps == {}
+    assert {c: [(e.source, e.how) for e in edges] for c, edges in found.columns.items()} == {
+        "id": [("lake.orders.id", "copied")],
+        "amount": [("lake.orders.amount", "copied")],
+        "synced_at": [("lake.orders.synced_at", "copied")],
+    }
+    assert [e.source for e in found.indirect] == ["lake.orders.synced_at"]
+    # Without the table's columns the self-read cannot be placed: a named gap, not a guess.
+    assert "synced_at" in column_lineage.model_lineage(data, lake)["inc"].gaps["*"]
+
+
 def test_the_spark_flavour_of_the_project_traces_the_same() -> None:
     sources = {"azure_orders.uk": "read_parquet('/lake/orders/market=UK/*/*.parquet')"}
     data = manifest(

@@ -222,7 +222,7 @@ def compute(settings: Settings, manifest: dict[str, Any]) -> dict[str, Any]:
             tables[asset], tables[f"lake.{asset}"] = _csv_tables(asset, dataset, "")
 
     dialect = "spark" if manifest.get("metadata", {}).get("adapter_type") == "spark" else "duckdb"
-    models = column_lineage.model_lineage(manifest, sources, dialect)
+    models = column_lineage.model_lineage(manifest, sources, dialect, _warehouse_types(settings))
     described = {n["name"]: n for n in manifest.get("nodes", {}).values()
                  if n.get("resource_type") == "model"}  # fmt: skip
     for name, found in models.items():

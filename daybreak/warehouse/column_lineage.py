@@ -97,10 +97,13 @@ def _in_order(models: dict[str, dict[str, Any]]) -> list[str]:
 
 
 def model_lineage(
-    manifest: dict[str, Any], sources: dict[str, dict[str, str]], dialect: str = "duckdb"
-) -> dict[str, ModelColumns]:
+    manifest: dict[str, Any], sources: dict[str, dict[str, str]], dialect: str = "duckdb",
+    built: dict[str, dict[str, str]] | None = None,
+) -> dict[str, ModelColumns]:  # fmt: skip
     """Every model's column lineage, in dependency order. `sources` maps each dbt source
-    (`source_key`) to its columns and types; `dialect` is the SQL's (duckdb or spark)."""
+    (`source_key`) to its columns and types; `dialect` is the SQL's (duckdb or spark); `built`
+    the models' columns in the warehouse, for SQL compiled as an incremental build, which reads
+    the model's own table (`{{ this }}`): that read is no input of the model."""
     relations = _relations(manifest, "`" if dialect == "spark" else '"')
     # Longest first: a relation whose text contains another's is replaced whole.
     ordered = sorted(relations.items(), key=lambda kv: -len(kv[0]))
@@ -119,6 +122,9 @@ def model_lineage(
         for text, ident in ordered:
             sql = sql.replace(text, ident)
         found = ModelColumns(name)
+        own = (built or {}).get(name)
+        if own and name not in schema:  # its own table, as an incremental build reads it
+            schema[name] = dict(own)
         if not sql.strip():
             found.gaps["*"] = "dbt compiled no SQL for it"
         else:
@@ -173,6 +179,8 @@ def _trace(
                 (constants if how == "constant" else unresolved).append(text or column)
                 continue
             table, _, source_column = source.partition(".")
+            if table.lower() == found.name.lower():
+                continue  # its own rows, read back by an incremental build: not an input
             if table.lower() not in names:
                 unresolved.append(f"{source} (a table that is no model or source)")
                 continue
