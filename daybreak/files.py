@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from daybreak import clock
 
@@ -49,6 +51,15 @@ def write_atomic(dest: Path, data: bytes | str) -> None:
     """Replace `dest` with `data` atomically (text is written as UTF-8)."""
     with atomic_path(dest) as tmp:
         tmp.write_bytes(data.encode("utf-8") if isinstance(data, str) else data)
+
+
+def read_json(path: Path, default: Any) -> Any:
+    """The JSON in `path`, or `default` when it is missing or does not read (a record daybreak
+    can do without: it is written again)."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return default
 
 
 def clean_stale_tmp(folder: Path) -> int:

@@ -424,7 +424,7 @@ def test_the_page_data_of_an_asset_and_of_a_column(
                                     "expression": "read as DECIMAL(12,2)"}]  # fmt: skip
     export = asset_columns(settings, "tableau_executive_daily_sales")
     assert export["tables"][0]["table"] == "executive_daily_sales"
-    page = column_page(settings, "executive_daily_sales.net_sales_gbp")
+    page = column_page(columns.load(settings), "executive_daily_sales.net_sales_gbp")
     up = page["upstream"]
     assert up["landing"] == NET_SALES_LANDING
     by_name = {d["name"]: d for d in up["datasets"]}

@@ -33,7 +33,7 @@ from typing import Any
 from daybreak import clock
 from daybreak.config import Settings
 from daybreak.errors import UnknownNameError, UsageError
-from daybreak.files import write_atomic
+from daybreak.files import read_json, write_atomic
 from daybreak.ingest import datasets, workbook
 from daybreak.logs import redact
 from daybreak.warehouse import column_lineage
@@ -44,7 +44,6 @@ log = logging.getLogger(__name__)
 # Bump when what is computed changes shape or meaning: the cache is then computed again.
 FORMAT = 1
 NAMESPACE = "daybreak"
-KINDS = ("landing", "lake", "model", "extract")
 # OpenLineage's column-lineage facet: how -> (type, subtype).
 _OPENLINEAGE = {
     "copied": ("DIRECT", "IDENTITY"),
@@ -86,52 +85,57 @@ def _key(settings: Settings, fingerprint: str) -> str:
 
 def load(settings: Settings, *, refresh: bool = False) -> ColumnGraph:
     """The column lineage of this project: from the cache when it was computed from what the
-    project is now, else computed (a dbt compile, a few seconds) and cached."""
+    project is now, else computed (a dbt compile, a few seconds) and cached. Whatever keeps it
+    from being had raises ColumnLineageUnavailable, its message redacted; a failed computation
+    is not tried again for RETRY_FAILED_SECONDS (a page reloading does not compile each time)."""
+    try:
+        return _load(settings, refresh)
+    except ColumnLineageUnavailable:
+        raise
+    except Exception as exc:
+        raise ColumnLineageUnavailable(redact(f"{type(exc).__name__}: {exc}")) from exc
+
+
+def _load(settings: Settings, refresh: bool) -> ColumnGraph:
     from daybreak.warehouse.dbt_project import DbtProject
 
     dbt = DbtProject(settings)
     path = settings.state.column_lineage
     key = _key(settings, dbt.lineage_fingerprint())
-    if not refresh and path.exists():
-        try:
-            cached = json.loads(path.read_text(encoding="utf-8"))
-            if isinstance(cached, dict) and cached.get("key") == key:
-                return ColumnGraph(cached, _warehouse_types(settings))
-        except (OSError, ValueError):
-            log.warning("the column lineage cache %s could not be read: computing it again", path)
+    cached = read_json(path, None) if not refresh else None
+    if isinstance(cached, dict) and cached.get("key") == key and "tables" in cached:
+        return ColumnGraph(cached, _warehouse_types(settings))
     failed = _failures.get(key)
     now = clock.now().timestamp()
     if not refresh and failed is not None and 0 <= now - failed[0] < RETRY_FAILED_SECONDS:
         raise ColumnLineageUnavailable(failed[1])
     try:
         data = compute(settings, dbt.lineage_manifest())
-    except Exception as exc:  # remembered: a page asking again does not compile again at once
+    except Exception as exc:
         said = redact(f"{type(exc).__name__}: {exc}")
         _failures[key] = (now, said)
         while len(_failures) > 16:  # bounded, in a process that lives for months
             del _failures[next(iter(_failures))]
         raise ColumnLineageUnavailable(said) from exc
     data["key"] = key
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(path, json.dumps(data, indent=1))
+    try:
+        write_atomic(path, json.dumps(data, indent=1))
+    except OSError as exc:  # a full disk: the answer stands, the next question computes again
+        log.warning("the column lineage cache %s was not written: %s", path, exc)
     return ColumnGraph(data, _warehouse_types(settings))
 
 
 def refresh_after_build(settings: Settings) -> None:
-    """After a dbt build: bring the cache up to date when the project changed (a no-op read of
-    the key otherwise). Lineage is shown, never relied on: a failure is logged, not raised."""
+    """After a dbt build: bring the cache up to date when the project changed (a read of the
+    key otherwise). Lineage is shown, never relied on: a failure is logged, not raised."""
     try:
         load(settings)
-    except Exception as exc:
+    except ColumnLineageUnavailable as exc:
         log.warning("column lineage not refreshed: %s", exc)
 
 
 def _warehouse_types(settings: Settings) -> dict[str, dict[str, str]]:
-    path = settings.state.warehouse_columns
-    try:
-        found = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
-    except (OSError, ValueError):
-        return {}
+    found = read_json(settings.state.warehouse_columns, {})
     return found if isinstance(found, dict) else {}
 
 

@@ -223,7 +223,7 @@ def column_docs(settings: Settings) -> tuple[str, dict[str, str]] | None:
 
     try:
         graph = columns.load(settings)
-    except Exception as exc:
+    except columns.ColumnLineageUnavailable as exc:
         log.warning("the Hamilton UI gets no column lineage: %s", exc)
         return None
     return str(graph.data.get("key", "")), asset_docs(graph)

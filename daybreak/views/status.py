@@ -15,9 +15,9 @@ from typing import Any
 from daybreak import clock
 from daybreak.assets import catalogue
 from daybreak.assets.catalogue import Asset
+from daybreak.assets.columns import ColumnGraph
 from daybreak.config import Settings
 from daybreak.errors import UnknownNameError
-from daybreak.logs import redact
 from daybreak.runner import backfill, recovery
 from daybreak.runner.eta import job_eta
 from daybreak.runner.freshness import freshness
@@ -157,8 +157,8 @@ def asset_columns(settings: Settings, name: str) -> dict[str, Any]:
 
     try:
         graph = columns.load(settings)
-    except Exception as exc:  # the page shows the rest; the message is redacted
-        return {"error": f"column lineage unavailable: {redact(str(exc))}", "tables": []}
+    except columns.ColumnLineageUnavailable as exc:  # the page shows the rest
+        return {"error": f"column lineage unavailable: {exc}", "tables": []}
     tables = []
     for table, entry in graph.columns_of(name):
         tables.append({
@@ -176,17 +176,9 @@ def asset_columns(settings: Settings, name: str) -> dict[str, Any]:
     return {"tables": tables, "gaps": gaps}
 
 
-def column_page(settings: Settings, name: str) -> dict[str, Any]:
+def column_page(graph: ColumnGraph, name: str) -> dict[str, Any]:
     """One column's lineage both ways (/columns/NAME.COLUMN, /api/columns/NAME.COLUMN), in the
     OpenLineage-like shape of `runner.py lineage --json`. UnknownNameError if there is none."""
-    from daybreak.assets import columns
-
-    try:
-        graph = columns.load(settings)
-    except columns.ColumnLineageUnavailable:
-        raise
-    except Exception as exc:  # anything else that kept it from being computed: said, redacted
-        raise columns.ColumnLineageUnavailable(redact(f"{type(exc).__name__}: {exc}")) from exc
     up, down = graph.upstream(name), graph.downstream(name)
     return {"column": up["column"], "upstream": graph.openlineage(up),
             "downstream": graph.openlineage(down)}  # fmt: skip

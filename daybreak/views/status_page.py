@@ -25,6 +25,8 @@ from typing import Any
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
+from daybreak.assets import columns
+from daybreak.assets.columns import ColumnGraph
 from daybreak.config import Settings
 from daybreak.errors import UnknownNameError, UsageError
 from daybreak.logs import redact
@@ -783,26 +785,31 @@ class StatusSite:
             return None
         return self.page.render_asset(data, can_act=can_act)
 
-    def column_data(self, name: str) -> dict[str, Any] | None:
-        """A column's lineage both ways; None for a name that is not a known column."""
+    def _column(self, name: str) -> tuple[ColumnGraph, dict[str, Any]] | None:
+        """The lineage and a column's answer; None for a name that is not a known column
+        (raises ColumnLineageUnavailable when the lineage cannot be had)."""
         if not COLUMN.fullmatch(name):
             return None
+        graph = columns.load(self.settings)
         try:
-            return column_page(self.settings, name)
+            return graph, column_page(graph, name)
         except UsageError:
             return None
 
+    def column_data(self, name: str) -> dict[str, Any] | None:
+        found = self._column(name)
+        return found[1] if found is not None else None
+
     def column_html(self, name: str) -> str | None:
-        data = self.column_data(name)
-        if data is None:
+        found = self._column(name)
+        if found is None:
             return None
-        from daybreak.assets import columns
+        graph, data = found
         from daybreak.views import column_view
         from daybreak.views.lineage import render
 
         try:
-            dot = column_view.path_dot(columns.load(self.settings), data["column"])
-            svg: str | None = render(dot, "svg").decode()
+            svg: str | None = render(column_view.path_dot(graph, data["column"]), "svg").decode()
         except Exception as exc:  # the lists still answer the question
             log.warning("column picture unavailable: %s", exc)
             svg = None

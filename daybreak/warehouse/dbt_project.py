@@ -29,7 +29,7 @@ import duckdb
 from daybreak import clock, progress
 from daybreak.config import Settings
 from daybreak.errors import LOCK_CONFLICT
-from daybreak.files import write_atomic
+from daybreak.files import read_json, write_atomic
 from daybreak.warehouse.backup import remember_sound
 from daybreak.warehouse.lock import wait_until_free, warehouse_lock
 from daybreak.warehouse.markets import write_market_files
@@ -449,45 +449,38 @@ class DbtProject:
     def graph_manifest(self) -> dict[str, Any]:
         """The project's manifest.json (structure only, no real paths), parsed once into
         dbt/target/daybreak-graph/ and read from there until a project file or var changes."""
-        from filelock import FileLock
-
-        target = self.project_dir / "target" / "daybreak-graph"
-        target.mkdir(parents=True, exist_ok=True)
-        with FileLock(target / ".parse.lock"):  # two processes starting at once parse once
-            self._write_market_files()
-            current = fingerprint(self.project_dir, _GRAPH_ENV, self.vars)
-            stamp, manifest = target / "daybreak.fingerprint", target / "manifest.json"
-            if not (manifest.exists() and stamp.exists() and stamp.read_text() == current):
-                runner = _Invoker(self.project_dir, target, target / "logs", _GRAPH_ENV, self.vars)
-                result = runner.invoke(["parse"])
-                if not result.success:
-                    raise DbtError(f"dbt could not parse {self.project_dir}: {result.exception}")
-                stamp.write_text(current)
-            return dict(json.loads(manifest.read_text(encoding="utf-8")))
+        return self._manifest_once("daybreak-graph", _GRAPH_ENV, ["parse"])
 
     def lineage_manifest(self) -> dict[str, Any]:
         """The project compiled for column lineage (daybreak/warehouse/column_lineage.py): against
         an empty in-memory DuckDB, so no warehouse is opened or locked and every incremental
         model compiles to its whole-table SQL. Compiled once into dbt/target/daybreak-lineage/
         and read from there until a project file or var changes (`lineage_fingerprint`)."""
+        return self._manifest_once(
+            "daybreak-lineage", _LINEAGE_ENV, ["compile", "--select", "resource_type:model"]
+        )
+
+    def _manifest_once(self, folder: str, env: dict[str, str], args: list[str]) -> dict[str, Any]:
+        """The manifest.json dbt `args` writes into dbt/target/<folder>/ with `env`, run again
+        only when a project file, the dbt version, a var or `env` changed (two processes
+        starting at once run it once)."""
         from filelock import FileLock
 
-        target = self.project_dir / "target" / "daybreak-lineage"
+        target = self.project_dir / "target" / folder
         target.mkdir(parents=True, exist_ok=True)
-        with FileLock(target / ".compile.lock"):
+        with FileLock(target / ".run.lock"):
             self._write_market_files()
-            current = self.lineage_fingerprint()
+            current = fingerprint(self.project_dir, env, self.vars)
             stamp, manifest = target / "daybreak.fingerprint", target / "manifest.json"
             if not (manifest.exists() and stamp.exists() and stamp.read_text() == current):
                 started = time.monotonic()
-                runner = _Invoker(self.project_dir, target, target / "logs", _LINEAGE_ENV,
-                                  self.vars)  # fmt: skip
-                result = runner.invoke(["compile", "--select", "resource_type:model"])
+                runner = _Invoker(self.project_dir, target, target / "logs", env, self.vars)
+                result = runner.invoke(args)
                 if not result.success:
-                    raise DbtError(f"dbt could not compile {self.project_dir}: {result.exception}")
+                    raise DbtError(f"dbt {args[0]} failed for {self.project_dir}: "
+                                   f"{result.exception}")  # fmt: skip
                 stamp.write_text(current)
-                log.info("compiled the dbt project for column lineage in %.1f s",
-                         time.monotonic() - started)  # fmt: skip
+                log.info("dbt %s into %s in %.1f s", args[0], target, time.monotonic() - started)
             return dict(json.loads(manifest.read_text(encoding="utf-8")))
 
     def lineage_fingerprint(self) -> str:
@@ -584,7 +577,8 @@ class DbtProject:
                 if cancelled:
                     report = DbtBuildReport(select, self._finished_nodes(manifest, wall_start))
                     if not self.spark:
-                        self._unpublished([m.name for m in report.models if not m.failed])
+                        self._remember_unpublished([m.name for m in report.models
+                                                    if not m.failed])  # fmt: skip
                     report.seconds = round(time.monotonic() - started, 3)
                     log.warning("dbt build cancelled; finished before it stopped: %s",
                                 ", ".join(n.name for n in report.models) or "no model")  # fmt: skip
@@ -613,35 +607,27 @@ class DbtProject:
             raise DbtBuildFailed(report)
         return report
 
-    def _unpublished(self, add: list[str] | None) -> list[str]:
+    @property
+    def _unpublished_path(self) -> Path:
         """The models a failed or cancelled build changed, whose read-only snapshots the next
-        passing build must take although it may not build them (<state>/dbt/unpublished.json):
-        `add` adds to them and returns them all; None forgets them (they were published)."""
-        path = self.layout.dbt / "unpublished.json"
-        if add is None:
-            path.unlink(missing_ok=True)
-            return []
-        try:
-            known = json.loads(path.read_text(encoding="utf-8")) if path.exists() else []
-            known = [str(n) for n in known] if isinstance(known, list) else []
-        except (OSError, ValueError):
-            known = []
-        if add and set(add) - set(known):
-            known = sorted({*known, *add})
-            path.parent.mkdir(parents=True, exist_ok=True)
-            write_atomic(path, json.dumps(known))
-        return known
+        passing build takes although it may not build them."""
+        return self.layout.dbt / "unpublished.json"
+
+    def _unpublished(self) -> list[str]:
+        known = read_json(self._unpublished_path, [])
+        return [str(n) for n in known] if isinstance(known, list) else []
+
+    def _remember_unpublished(self, names: list[str]) -> None:
+        known = self._unpublished()
+        if set(names) - set(known):
+            write_atomic(self._unpublished_path, json.dumps(sorted({*known, *names})))
 
     def _record_columns(self, con: Any, built: list[str]) -> None:
         """The built models' columns and types as the warehouse has them (the column lineage
         shows them): <state>/dbt/columns.json, {model: {column: type}}."""
         path = self.layout.warehouse_columns
-        try:
-            known = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
-            if not isinstance(known, dict):
-                known = {}
-        except (OSError, ValueError):
-            known = {}
+        known = read_json(path, {})
+        known = known if isinstance(known, dict) else {}
         try:
             for model in built:
                 rows = con.execute(f'DESCRIBE main."{model}"').fetchall()
@@ -733,7 +719,7 @@ class DbtProject:
                 return
             names = [m.name for m in built]
             if report.failures:  # changed tables, not published: the next passing build does
-                self._unpublished(names)
+                self._remember_unpublished(names)
                 return
             if marks is not None:
                 marks.passed(con, names, scoped, since, now)
@@ -742,8 +728,8 @@ class DbtProject:
                 copying = time.monotonic()
                 layers = set(self.settings.warehouse.reader_layers)
                 publish_reader_database(con, target, reader_models(manifest, layers),
-                                        [*names, *self._unpublished([])], now)  # fmt: skip
-                self._unpublished(None)
+                                        [*names, *self._unpublished()], now)  # fmt: skip
+                self._unpublished_path.unlink(missing_ok=True)
                 report.reader_copy_seconds = round(time.monotonic() - copying, 3)
         finally:
             con.close()
