@@ -477,7 +477,7 @@ class DbtProject:
                 runner = _Invoker(self.project_dir, target, target / "logs", env, self.vars)
                 result = runner.invoke(args)
                 if not result.success:
-                    raise DbtError(f"dbt {args[0]} failed for {self.project_dir}: "
+                    raise DbtError(f"dbt could not {args[0]} {self.project_dir}: "
                                    f"{result.exception}")  # fmt: skip
                 stamp.write_text(current)
                 log.info("dbt %s into %s in %.1f s", args[0], target, time.monotonic() - started)
