@@ -103,6 +103,14 @@ class ExportReport:
 # size in Arrow (as the Parquet file was before).
 CHUNK_ROWS = 2_500_000
 BATCH_ROWS = 500_000
+# The first file is small, and each next one twice the last up to CHUNK_ROWS: Hyper starts
+# copying while DuckDB is still early in the table, so the read's head is not paid in series.
+FIRST_CHUNK_ROWS = 500_000
+
+
+def _chunk_rows(part: int) -> int:
+    """How many rows Arrow file number `part` (from 0) holds before the next one begins."""
+    return min(CHUNK_ROWS, FIRST_CHUNK_ROWS << min(part, 20))
 # DuckDB types whose Arrow form Hyper's column type does not take as it is.
 _WIDEN = {"TINYINT": "SMALLINT", "FLOAT": "DOUBLE"}
 
@@ -207,7 +215,7 @@ class _Reader(threading.Thread):
                     writer, rows = pa.ipc.new_file(sink, reader.schema), 0
                 writer.write_batch(batch)
                 rows += batch.num_rows
-                if rows >= CHUNK_ROWS:
+                if rows >= _chunk_rows(part):
                     writer.close()
                     sink.close()  # type: ignore[union-attr]
                     writer, part = None, part + 1

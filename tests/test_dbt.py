@@ -362,6 +362,61 @@ def test_a_rewritten_crm_file_moves_first_orders_and_every_day_it_touches(tmp_pa
     assert {day: got.get(day) for day in days} == expected
 
 
+def _first_orders_from_everything(settings: Settings) -> set[tuple[Any, ...]]:
+    """Each customer's first order computed from every order line and CRM row: what a full
+    build of int_customers_first_order holds."""
+    lines = " union all ".join(
+        f"select market, customer_id, order_date as d from stg_{m}_orders "
+        "where order_status <> 'cancelled'" for m in ("uk", "de", "it", "jp")
+    )
+    return set(query(settings, f"""
+        select market, customer_id, min(d) from (
+            {lines} union all
+            select market, customer_id, first_order_date from stg_uk_new_names
+            where first_order_date is not null)
+        group by market, customer_id"""))  # fmt: skip
+
+
+def test_the_first_orders_built_by_increments_equal_those_computed_from_everything(
+    tmp_path: Path, clock: FixedClock
+) -> None:
+    """int_customers_first_order reads only the lines synced since its last build (and the CRM
+    rows that changed), yet holds what a computation from every line holds: after new days, and
+    after a CRM file that came in while the table was built without it (a hand-run dbt build of
+    the orders' models), whose earlier first orders and new customers a later build folds in."""
+    settings = new_settings(tmp_path)
+    assert run(settings, "build_daily_sales_models")["build_daily_sales_models"].ok
+    crm = settings.paths.landing / datasets.UK_NEW_NAMES.prefix / "new_names.csv"
+    with crm.open(newline="", encoding="utf-8") as fh:
+        reader = csv.DictReader(fh)
+        fields, rows = list(reader.fieldnames or []), list(reader)
+    for i, row in enumerate(rows):  # every other customer's first order 400 days earlier
+        if i % 2 == 0:
+            known = dt.date.fromisoformat(row["first_order_date"])
+            row["first_order_date"] = (known - dt.timedelta(days=400)).isoformat()
+    newcomer = {**rows[0], "customer_id": "CRM-ONLY-1", "first_order_date": "2020-02-02"}
+    with crm.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows([*rows, newcomer])
+    clock.advance(dt.timedelta(hours=1))
+    assert run(settings, "uk_new_names")["uk_new_names"].ok  # in the lake, not yet in dbt
+    # Orders synced after the CRM file, built without it (stg_uk_new_names is not selected).
+    clock.advance(dt.timedelta(hours=1))
+    _land_day(settings, DEMO_END + dt.timedelta(days=1), tmp_path / "s1")
+    assert run(settings, "uk_orders_azure")["uk_orders_azure"].ok
+    DbtProject(settings).build(["stg_uk_orders", "int_customers_first_order"])
+    # The next ordinary build takes in the CRM file although its rows are older than the lines.
+    clock.advance(dt.timedelta(days=1))
+    _land_day(settings, DEMO_END + dt.timedelta(days=2), tmp_path / "s2")
+    assert run(settings, "build_daily_sales_models")["build_daily_sales_models"].ok
+    got = set(query(settings, "select market, customer_id, first_order_date "
+                              "from int_customers_first_order"))  # fmt: skip
+    expected = _first_orders_from_everything(settings)
+    assert ("UK", "CRM-ONLY-1", dt.date(2020, 2, 2)) in expected
+    assert got == expected
+
+
 def _land_day(settings: Settings, day: dt.date, scratch: Path, *, duplicate: bool = False) -> Path:
     """The UK order file of `day` in the landing zone; `duplicate`: its first line twice."""
     demo.generate(settings, days=1, end=day, root=scratch)

@@ -134,6 +134,7 @@ def test_rows_stream_through_many_arrow_files_and_a_failed_read_keeps_the_extrac
 
     monkeypatch.setattr(export, "CHUNK_ROWS", 250)
     monkeypatch.setattr(export, "BATCH_ROWS", 100)
+    monkeypatch.setattr(export, "FIRST_CHUNK_ROWS", 100)  # files of 100, 200, 250, 250... rows
     settings = make_settings(tmp_path)
     # What a killed export left (an old staging folder) goes; a live one of the same name stays.
     killed, live = (
