@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import json
+import logging
 import shutil
 import subprocess
 import sys
@@ -367,7 +368,8 @@ def _first_orders_from_everything(settings: Settings) -> set[tuple[Any, ...]]:
     build of int_customers_first_order holds."""
     lines = " union all ".join(
         f"select market, customer_id, order_date as d from stg_{m}_orders "
-        "where order_status <> 'cancelled'" for m in ("uk", "de", "it", "jp")
+        "where order_status <> 'cancelled'"
+        for m in ("uk", "de", "it", "jp")
     )
     return set(query(settings, f"""
         select market, customer_id, min(d) from (
@@ -487,3 +489,18 @@ def test_the_tests_read_what_each_build_wrote_and_the_weekly_run_reads_everythin
     assert DbtProject(settings).cli(["run", "--select", "stg_uk_orders"]) == 0
     assert not settings.state.dbt_tests.exists()
     assert DbtProject(settings).build(["stg_uk_orders"]).tested_by_change == []
+
+
+def test_a_parse_ahead_is_the_parse_the_build_uses(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A run parses the dbt project while its syncs run (execute_run starts it); the build
+    waits for that parse and uses it, and does not parse again."""
+    settings = new_settings(tmp_path)
+    caplog.set_level(logging.INFO, logger="daybreak.warehouse.dbt_project")
+    thread = DbtProject(settings).parse_ahead()
+    assert run(settings, "build_daily_sales_models")["build_daily_sales_models"].ok
+    thread.join(timeout=60)
+    assert not thread.is_alive()
+    parses = [r for r in caplog.records if r.getMessage().startswith("parsed the dbt project")]
+    assert len(parses) == 1

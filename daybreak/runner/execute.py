@@ -20,6 +20,7 @@ from typing import Any, Protocol
 from hamilton import driver
 
 from daybreak.assets import catalogue
+from daybreak.assets.dbt_models import DBT_BUILD_KIND, MODEL_KIND
 from daybreak.config import Settings
 from daybreak.errors import describe
 from daybreak.ingest import demo
@@ -31,6 +32,7 @@ from daybreak.runner.engine import LocalEngine, open_engine
 from daybreak.runner.history import History, RunRecord
 from daybreak.runner.materialize import AssetResult, RunContext, materialize, run_inputs
 from daybreak.runner.plan import code_versions, make_plan
+from daybreak.warehouse.dbt_project import DbtProject
 
 log = logging.getLogger(__name__)
 
@@ -143,6 +145,8 @@ def execute_run(
             )  # fmt: skip
             history.set_plan(run_id, [s.as_json() for s in steps])
             todo = [s.asset for s in steps if s.run]
+            if any(assets[a].tags.get("kind") in (MODEL_KIND, DBT_BUILD_KIND) for a in todo):
+                DbtProject(settings).parse_ahead()  # while the syncs run
             log.info("run %s started (%s%s): %s", run_id, trigger, f", job {job}" if job else "",
                      ", ".join(todo) or "nothing: all up to date")  # fmt: skip
             last_success = history.last_success()
