@@ -15,6 +15,7 @@ from __future__ import annotations
 import ctypes
 import datetime as dt
 import hashlib
+import importlib.metadata
 import json
 import logging
 import os
@@ -274,12 +275,20 @@ def _attached_model(node: Any, manifest: Any) -> str | None:
     return str(manifest.nodes[parents[0]].name) if parents else None
 
 
+def _distribution_version(name: str) -> str:
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return f"{name} not installed"
+
+
 def fingerprint(project_dir: Path, env: dict[str, str], dbt_vars: dict[str, Any]) -> str:
     """Changes when any project file, the dbt version, a rendered path or a var changes."""
-    from dbt.version import __version__ as dbt_version
-
+    # The installed distributions' versions, from their metadata: importing dbt.version to ask
+    # took 0.45 s, a third of a `runner.py run` with nothing new.
+    versions = "|".join(_distribution_version(d) for d in ("dbt-core", "dbt-duckdb"))
     digest = hashlib.sha256(
-        f"{dbt_version}|{sorted(env.items())}|{json.dumps(dbt_vars, sort_keys=True)}".encode()
+        f"{versions}|{sorted(env.items())}|{json.dumps(dbt_vars, sort_keys=True)}".encode()
     )
     for path in sorted(project_dir.rglob("*")):
         relative = path.relative_to(project_dir)
