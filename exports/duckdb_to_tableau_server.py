@@ -111,6 +111,8 @@ FIRST_CHUNK_ROWS = 500_000
 def _chunk_rows(part: int) -> int:
     """How many rows Arrow file number `part` (from 0) holds before the next one begins."""
     return min(CHUNK_ROWS, FIRST_CHUNK_ROWS << min(part, 20))
+
+
 # DuckDB types whose Arrow form Hyper's column type does not take as it is.
 _WIDEN = {"TINYINT": "SMALLINT", "FLOAT": "DOUBLE"}
 
