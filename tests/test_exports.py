@@ -9,7 +9,6 @@ import shutil
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -144,8 +143,9 @@ def test_rows_stream_through_many_arrow_files_and_a_failed_read_keeps_the_extrac
     for folder in (killed, live):
         folder.mkdir(parents=True)
         (folder / "other.00000.arrow").write_bytes(b"half")
-    # File ages are the file system's wall clock, as the sweep reads them: relative, any day.
-    two_hours_ago = time.time() - 7200
+    # File ages are the file system's clock, as the sweep reads them: two hours before the live
+    # folder was made, so the test holds on any day.
+    two_hours_ago = live.stat().st_mtime - 7200
     os.utime(killed, (two_hours_ago, two_hours_ago))
     report = export_extract(settings, ["other", "typed"], "stream")
     assert not killed.exists() and live.exists()
